@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The effective configuration of a handle, and how it is loaded from drop-ins.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util.h"
+
+namespace sessreap {
+
+// Protects matching processes from every layer that signals processes one by
+// one. A rule matches when every field it sets matches.
+struct ExcludeRule {
+    std::optional<std::string> comm; // exact command name (field 2 of stat)
+    std::optional<std::string> exe;  // fnmatch(3) glob on /proc/PID/exe
+    std::optional<uid_t> uid;        // real uid
+    std::string origin;              // "FILE:LINE:COL" where the rule was set
+};
+
+enum class ScopeMode { off, adopt, create };
+enum class BusKind { automatic, system, user };
+enum class CgroupKill { automatic, freeze }; // freeze forces the pre-5.14 path
+enum class LogSink { automatic, host, journald, stderr_ };
+
+struct Config {
+    struct Teardown {
+        int term_signal = 15; // SIGTERM
+        int kill_signal = 9;  // SIGKILL
+        std::chrono::milliseconds grace{2000};
+        std::chrono::milliseconds cap{10000};
+        bool group = true; // the process-group layer
+        bool dry_run = false;
+        bool on_close = false; // tear down every tracked child at close
+    } teardown;
+
+    struct Sweep {
+        bool enabled = true;
+        int max_passes = 32;
+    } sweep;
+
+    struct Systemd {
+        ScopeMode scope = ScopeMode::off;
+        BusKind bus = BusKind::automatic;
+        std::string slice;                       // empty: systemd's default
+        std::chrono::milliseconds timeout{2000}; // each D-Bus call and job wait
+    } systemd;
+
+    struct Cgroup {
+        std::string parent; // delegated cgroup2 directory; empty: layer off
+        CgroupKill kill = CgroupKill::automatic;
+    } cgroup;
+
+    struct Log {
+        int level = 6; // LOG_INFO
+        LogSink sink = LogSink::automatic;
+    } log;
+
+    std::vector<ExcludeRule> exclude;
+};
+
+// Where a handle's configuration comes from.
+struct ConfigSources {
+    std::string root = "/";             // the system directories resolve under it
+    bool system_dirs = true;            // vendor, /etc and /run drop-in directories
+    std::vector<std::string> extra_dirs; // host directories, applied after those
+    std::optional<std::string> inline_json; // host document, applied last
+};
+
+// Loads defaults, then drop-ins, then the host's additions. On failure the
+// error names the file, line and column, the key path and what was expected.
+Result<Config> load_config(const ConfigSources& sources);
+
+} // namespace sessreap
