@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The C ABI: every entry point runs inside one guard, so no exception crosses it.
+#include <errno.h>
+#include <string.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <new>
+#include <shared_mutex>
+
+#include "config.h"
+#include "launch.h"
+#include "log.h"
+#include "procfs.h"
+#include "registry.h"
+#include "sessreap/sessreap.h"
+#include "teardown.h"
+
+#define SESSREAP_PUBLIC extern "C" __attribute__((visibility("default")))
+
+namespace sessreap {
+namespace {
+
+// The first release's struct sizes: a host built against it must keep working.
+constexpr uint32_t kOptionsSizeV1 = offsetof(sessreap_options, log_userdata) + sizeof(void*);
+constexpr uint32_t kReportSizeV1 = sizeof(sessreap_report);
+
+struct Handle {
+    Config config;
+    Logger log;
+    UniqueFd proc;
+    Registry registry;
+};
+
+thread_local std::string last_error;
+
+// Handles are tokens, never pointers the host could dereference: a closed
+// handle's token is never reused, so a call after close fails with EBADF
+// instead of touching freed memory.
+std::shared_mutex handles_mutex;
+std::map<uintptr_t, std::shared_ptr<Handle>> handles;
+uintptr_t next_token = 0x5e55;
+
+int fail(int code, std::string message) {
+    last_error = std::move(message);
+    return -code;
+}
+
+int fail(const Error& e) { return fail(e.code, e.message); }
+
+// Runs one entry point: clears the thread's last error, and turns anything
+// thrown into a negative errno and a message.
+template <typename F>
+int guarded(F&& body) noexcept {
+    try {
+        last_error.clear();
+        return body();
+    } catch (const std::bad_alloc&) {
+        return fail(ENOMEM, "Out of memory");
+    } catch (const std::exception& e) {
+        return fail(EIO, std::string("Internal error: ") + e.what());
+    } catch (...) {
+        return fail(EIO, "Internal error: unknown exception");
+    }
+}
+
+std::shared_ptr<Handle> find_handle(sessreap_handle* h) {
+    std::shared_lock lock(handles_mutex);
+    auto it = handles.find(reinterpret_cast<uintptr_t>(h));
+    return it == handles.end() ? nullptr : it->second;
+}
+
+int bad_handle(sessreap_handle* h) {
+    return fail(EBADF, h ? "Not an open sessreap handle" : "The handle is NULL");
+}
+
+void copy_report(const Report& in, sessreap_report* out) {
+    // Write only what the host's struct has room for (it may be older).
+    sessreap_report full{};
+    full.size = out->size;
+    full.survivors_cap = out->survivors_cap;
+    full.survivors = out->survivors;
+    std::copy(in.signalled.begin(), in.signalled.end(), full.signalled);
+    full.guards = in.guards;
+    full.flags = in.flags;
+    full.passes = in.passes;
+    full.excluded = in.excluded;
+    full.survivors_total = uint32_t(in.survivors.size());
+    full.elapsed_us = in.elapsed_us;
+    std::memcpy(out, &full, std::min<size_t>(out->size, sizeof full));
+
+    if (!out->survivors) return;
+    size_t n = std::min<size_t>(out->survivors_cap, in.survivors.size());
+    for (size_t i = 0; i < n; ++i) {
+        sessreap_survivor& s = out->survivors[i];
+        s.pid = in.survivors[i].pid;
+        s.state = in.survivors[i].state;
+        std::memcpy(s.comm, in.survivors[i].comm.data(), sizeof s.comm);
+    }
+}
+
+int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
+    if (!ret) return fail(EINVAL, "sessreap_open: ret is NULL");
+    if (opts && opts->size < kOptionsSizeV1)
+        return fail(EINVAL, "sessreap_open: options size " + std::to_string(opts->size) +
+                                " is smaller than the first release's " +
+                                std::to_string(kOptionsSizeV1));
+    if (opts && (opts->flags & ~SESSREAP_OPEN_NO_SYSTEM_CONFIG))
+        return fail(EINVAL, "sessreap_open: unknown flags " + std::to_string(opts->flags));
+
+    ConfigSources sources;
+    if (opts) {
+        sources.system_dirs = !(opts->flags & SESSREAP_OPEN_NO_SYSTEM_CONFIG);
+        if (opts->config_root) sources.root = opts->config_root;
+        for (auto d = opts->config_dirs; d && *d; ++d) sources.extra_dirs.emplace_back(*d);
+        if (opts->config_json) sources.inline_json = opts->config_json;
+    }
+    Result<Config> config = load_config(sources);
+    if (!config) return fail(config.error());
+
+    auto handle = std::make_shared<Handle>();
+    handle->config = std::move(config.value());
+    handle->log = Logger(handle->config.log, opts ? opts->log_fn : nullptr,
+                         opts ? opts->log_userdata : nullptr);
+    Result<UniqueFd> proc = open_proc();
+    if (!proc) return fail(proc.error());
+    handle->proc = std::move(proc.value());
+
+    std::unique_lock lock(handles_mutex);
+    uintptr_t token = next_token;
+    next_token += 0x10;
+    handles.emplace(token, std::move(handle));
+    *ret = reinterpret_cast<sessreap_handle*>(token);
+    return 0;
+}
+
+int run_teardown(Handle& h, const LaunchRecord& rec, Report* report) {
+    TeardownContext ctx{h.config, h.log, h.proc.get(), HostIds::current()};
+    return teardown(ctx, rec, report);
+}
+
+int close_handle(sessreap_handle* h) {
+    std::shared_ptr<Handle> handle;
+    {
+        std::unique_lock lock(handles_mutex);
+        auto it = handles.find(reinterpret_cast<uintptr_t>(h));
+        if (it == handles.end()) return bad_handle(h);
+        handle = std::move(it->second);
+        handles.erase(it);
+    }
+
+    int first = 0;
+    auto records = handle->registry.take_all();
+    if (!handle->config.teardown.on_close) return 0;
+    for (auto& [pid, rec] : records) {
+        Report report;
+        int r = run_teardown(*handle, *rec, &report);
+        if (r < 0 && first == 0) first = fail(-r, "Teardown of pid " + std::to_string(pid) +
+                                                      " at close left survivors");
+    }
+    return first;
+}
+
+int launch(sessreap_handle* h, pid_t pid, const char* name) {
+    auto handle = find_handle(h);
+    if (!handle) return bad_handle(h);
+
+    auto rec = record_launch(handle->proc.get(), handle->log, HostIds::current(), pid,
+                             name ? name : "");
+    if (!rec) return fail(rec.error());
+    if (!handle->registry.insert(std::move(rec.value())))
+        return fail(EEXIST, "pid " + std::to_string(pid) + " is already tracked");
+    return 0;
+}
+
+int forget(sessreap_handle* h, pid_t pid) {
+    auto handle = find_handle(h);
+    if (!handle) return bad_handle(h);
+    if (!handle->registry.take(pid))
+        return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
+    return 0;
+}
+
+int teardown_child(sessreap_handle* h, pid_t pid, sessreap_report* out) {
+    auto handle = find_handle(h);
+    if (!handle) return bad_handle(h);
+    if (out && out->size < kReportSizeV1)
+        return fail(EINVAL, "sessreap_teardown: report size " + std::to_string(out->size) +
+                                " is smaller than the first release's " +
+                                std::to_string(kReportSizeV1));
+    if (out && out->survivors_cap && !out->survivors)
+        return fail(EINVAL, "sessreap_teardown: survivors_cap is set but survivors is NULL");
+
+    auto rec = handle->registry.take(pid);
+    if (!rec) return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
+
+    Report report;
+    int r = run_teardown(*handle, *rec, &report);
+    if (out) copy_report(report, out);
+    if (r < 0)
+        return fail(-r, std::to_string(report.survivors.size()) + " process(es) of session " +
+                            std::to_string(rec->session) + " survived the teardown");
+    return 0;
+}
+
+} // namespace
+} // namespace sessreap
+
+using namespace sessreap;
+
+SESSREAP_PUBLIC uint32_t sessreap_abi_version(void) {
+    return (uint32_t(SESSREAP_ABI_MAJOR) << 16) | SESSREAP_ABI_MINOR;
+}
+
+SESSREAP_PUBLIC const char* sessreap_version(void) { return SESSREAP_VERSION; }
+
+SESSREAP_PUBLIC const char* sessreap_last_error(void) { return last_error.c_str(); }
+
+SESSREAP_PUBLIC int sessreap_open(const sessreap_options* opts, sessreap_handle** ret) {
+    return guarded([&] { return open_handle(opts, ret); });
+}
+
+SESSREAP_PUBLIC int sessreap_close(sessreap_handle* h) {
+    if (!h) return 0;
+    return guarded([&] { return close_handle(h); });
+}
+
+SESSREAP_PUBLIC int sessreap_launch(sessreap_handle* h, pid_t pid, const char* name) {
+    return guarded([&] { return launch(h, pid, name); });
+}
+
+SESSREAP_PUBLIC int sessreap_forget(sessreap_handle* h, pid_t pid) {
+    return guarded([&] { return forget(h, pid); });
+}
+
+SESSREAP_PUBLIC int sessreap_teardown(sessreap_handle* h, pid_t pid, sessreap_report* report) {
+    return guarded([&] { return teardown_child(h, pid, report); });
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Layered teardown of one launched child: process group, session sweep, waits.
+#include "teardown.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <unordered_set>
+
+#include "procfs.h"
+#include "signals.h"
+
+namespace sessreap {
+
+HostIds HostIds::current() { return HostIds{getpid(), getsid(0), getpgrp()}; }
+
+const char* layer_name(int layer) {
+    switch (layer) {
+    case SESSREAP_LAYER_GROUP: return "group";
+    case SESSREAP_LAYER_SWEEP: return "sweep";
+    case SESSREAP_LAYER_SCOPE: return "scope";
+    case SESSREAP_LAYER_CGROUP: return "cgroup";
+    }
+    return "?";
+}
+
+namespace {
+
+struct Member {
+    pid_t pid;
+    pid_t pgrp;
+    char state;
+    std::array<char, 16> comm;
+};
+
+// Reads the real uid from /proc/PID/status; -1 when it cannot be read.
+long read_uid(int proc_fd, pid_t pid) {
+    char path[32];
+    snprintf(path, sizeof path, "%d/status", int(pid));
+    UniqueFd fd(openat(proc_fd, path, O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return -1;
+
+    char buf[4096];
+    ssize_t n = read(fd.get(), buf, sizeof buf - 1);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+
+    const char* line = strstr(buf, "\nUid:");
+    long uid = -1;
+    return line && sscanf(line + 5, "%ld", &uid) == 1 ? uid : -1;
+}
+
+bool rule_matches(const ExcludeRule& rule, int proc_fd, const Member& m) {
+    if (rule.comm && *rule.comm != m.comm.data()) return false;
+    if (rule.uid && read_uid(proc_fd, m.pid) != long(*rule.uid)) return false;
+    if (rule.exe) {
+        char path[32], exe[4096];
+        snprintf(path, sizeof path, "%d/exe", int(m.pid));
+        ssize_t n = readlinkat(proc_fd, path, exe, sizeof exe - 1);
+        if (n <= 0) return false;
+        exe[n] = '\0';
+        if (fnmatch(rule.exe->c_str(), exe, 0) != 0) return false;
+    }
+    return true;
+}
+
+class Teardown {
+public:
+    Teardown(const TeardownContext& ctx, const LaunchRecord& rec, Report* report)
+        : ctx_(ctx), cfg_(ctx.config), rec_(rec), report_(*report),
+          walker_(std::make_unique<ProcWalker>(ctx.proc_fd)) {}
+
+    int run();
+
+private:
+    void apply_guards();
+    bool leader_recycled();
+    void scan(std::vector<Member>* out);
+    const ExcludeRule* exclusion_for(const Member& m);
+    void signal_all(const std::vector<Member>& members, int sig);
+    void signal_group(const std::vector<Member>& members, int sig);
+    void signal_one(const Member& m, int sig, int layer);
+    void continue_if_stopped(int pidfd, const Member& m, int layer);
+    void note_signal(const Member& m, int sig, int layer);
+    void wait_for_exit(int64_t deadline);
+    bool expired() const { return now_ns() >= deadline_; }
+
+    const TeardownContext& ctx_;
+    const Config& cfg_;
+    const LaunchRecord& rec_;
+    Report& report_;
+    std::unique_ptr<ProcWalker> walker_;
+    int64_t start_ = now_ns();
+    int64_t deadline_ = 0;
+    bool group_ok_ = false;
+    bool sweep_ok_ = false;
+    bool warned_fds_ = false;
+    std::vector<UniqueFd> waitset_;
+    std::array<std::unordered_set<pid_t>, SESSREAP_LAYER_COUNT> hit_;
+    std::unordered_set<pid_t> spared_;
+};
+
+// A session or group id names a process only as long as some process uses
+// it. Once the leader is reaped and every member gone, an unrelated process
+// may get the same pid and call setsid(); a teardown that ran late would then
+// kill it. The leader's pidfd (or, without one, its start time) tells.
+bool Teardown::leader_recycled() {
+    if (rec_.pidfd.valid() && pidfd_signal(rec_.pidfd.get(), 0) != -ESRCH) return false;
+
+    StatFields st;
+    if (read_stat(ctx_.proc_fd, rec_.pid, &st) < 0) return false;
+    return rec_.pidfd.valid() || st.starttime != rec_.starttime;
+}
+
+void Teardown::apply_guards() {
+    const HostIds& host = ctx_.host;
+    group_ok_ = cfg_.teardown.group && rec_.group && rec_.pgrp > 1 && rec_.pgrp != host.pgrp;
+    sweep_ok_ = cfg_.sweep.enabled && rec_.sweep && rec_.session > 1 &&
+                rec_.session != host.session;
+
+    if (cfg_.teardown.group && !group_ok_) {
+        report_.guards |= SESSREAP_GUARD_GROUP_ID;
+        ctx_.log.log(LOG_NOTICE,
+                     "Not signalling process group " + std::to_string(rec_.pgrp) + " of pid " +
+                         std::to_string(rec_.pid) +
+                         ": it is 0, 1, the host's own, or not led by the child",
+                     {Event::layer_skipped, rec_.pid, nullptr, 0, "group", nullptr});
+    }
+    if (cfg_.sweep.enabled && !sweep_ok_) {
+        report_.guards |= SESSREAP_GUARD_SESSION_ID;
+        ctx_.log.log(LOG_NOTICE,
+                     "Not sweeping session " + std::to_string(rec_.session) + " of pid " +
+                         std::to_string(rec_.pid) +
+                         ": it is 0, 1, the host's own, or not led by the child",
+                     {Event::layer_skipped, rec_.pid, nullptr, 0, "sweep", nullptr});
+    }
+    if ((group_ok_ || sweep_ok_) && leader_recycled()) {
+        group_ok_ = sweep_ok_ = false;
+        report_.guards |= SESSREAP_GUARD_RECYCLED;
+        ctx_.log.log(LOG_WARNING,
+                     "Not signalling session " + std::to_string(rec_.session) +
+                         ": its leader is gone and pid " + std::to_string(rec_.pid) +
+                         " now names another process, so the id was recycled",
+                     {Event::layer_skipped, rec_.pid, nullptr, 0, "sweep", nullptr});
+    }
+}
+
+// Lists the live members of the child's session (or, when the sweep is off,
+// of its group). getsid() is one syscall and exact, so stat is read only for
+// processes that already match.
+void Teardown::scan(std::vector<Member>* out) {
+    out->clear();
+    report_.passes++;
+    const pid_t want = sweep_ok_ ? rec_.session : rec_.pgrp;
+    const pid_t self = ctx_.host.pid;
+
+    walker_->for_each_pid([&](pid_t pid) {
+        if (pid <= 1 || pid == self) return;
+        if ((sweep_ok_ ? getsid(pid) : getpgid(pid)) != want) return;
+
+        StatFields st;
+        int r = read_stat(ctx_.proc_fd, pid, &st);
+        if (r == -ESRCH) return;
+        if (r < 0) {
+            report_.guards |= SESSREAP_GUARD_UNREADABLE;
+            return;
+        }
+        if ((sweep_ok_ ? st.session : st.pgrp) != want || state_is_gone(st.state)) return;
+        out->push_back(Member{pid, st.pgrp, st.state, st.comm});
+    });
+}
+
+const ExcludeRule* Teardown::exclusion_for(const Member& m) {
+    for (const ExcludeRule& rule : cfg_.exclude)
+        if (rule_matches(rule, ctx_.proc_fd, m)) return &rule;
+    return nullptr;
+}
+
+void Teardown::note_signal(const Member& m, int sig, int layer) {
+    hit_[layer].insert(m.pid);
+    std::string verb = cfg_.teardown.dry_run ? "Would send " : "Sent ";
+    ctx_.log.log(LOG_INFO,
+                 verb + signal_name(sig) + " to pid " + std::to_string(m.pid) + " (" +
+                     m.comm.data() + "), layer " + layer_name(layer),
+                 {Event::signal_sent, m.pid, m.comm.data(), sig, layer_name(layer), nullptr});
+}
+
+// A stopped process acts on no signal but SIGKILL until continued.
+void Teardown::continue_if_stopped(int pidfd, const Member& m, int layer) {
+    if (m.state != 'T' && m.state != 't') return;
+    if (pidfd_signal(pidfd, SIGCONT) == 0) note_signal(m, SIGCONT, layer);
+}
+
+void Teardown::signal_one(const Member& m, int sig, int layer) {
+    UniqueFd fd(pidfd_open(m.pid));
+    if (!fd.valid()) {
+        int err = -fd.get();
+        fd.release();
+        if (err == ESRCH) return;
+        // Without a pidfd there is no safe way to signal: a bare kill() could
+        // hit a recycled pid. Later passes retry once descriptors free up.
+        if (!warned_fds_)
+            ctx_.log.log(LOG_WARNING, "Failed to open a pidfd for pid " + std::to_string(m.pid) +
+                                          ": " + errno_string(err) + ", ignoring");
+        warned_fds_ = true;
+        return;
+    }
+
+    // The pid may have been recycled since the scan: the pidfd now pins one
+    // process, so check that this one is still a member before signalling.
+    pid_t want = sweep_ok_ ? rec_.session : rec_.pgrp;
+    if ((sweep_ok_ ? getsid(m.pid) : getpgid(m.pid)) != want) return;
+
+    if (const ExcludeRule* rule = exclusion_for(m)) {
+        if (spared_.insert(m.pid).second)
+            ctx_.log.log(LOG_INFO, "Sparing pid " + std::to_string(m.pid) + " (" +
+                                       m.comm.data() + "): excluded by the rule at " +
+                                       rule->origin);
+        report_.guards |= SESSREAP_GUARD_EXCLUDED;
+        return;
+    }
+
+    if (!cfg_.teardown.dry_run) {
+        int r = pidfd_signal(fd.get(), sig);
+        if (r == -ESRCH) return;
+        if (r < 0) {
+            ctx_.log.log(LOG_WARNING, "Failed to send " + signal_name(sig) + " to pid " +
+                                          std::to_string(m.pid) + ": " + errno_string(-r) +
+                                          ", ignoring");
+            return;
+        }
+        continue_if_stopped(fd.get(), m, layer);
+    }
+    note_signal(m, sig, layer);
+    waitset_.push_back(std::move(fd));
+}
+
+// kill(-pgid) reaches every member of the group atomically, including
+// children forked after the scan. With exclusion rules in force it cannot
+// spare anyone, so members are then signalled one by one instead.
+void Teardown::signal_group(const std::vector<Member>& members, int sig) {
+    if (!cfg_.exclude.empty()) {
+        for (const Member& m : members)
+            if (m.pgrp == rec_.pgrp) signal_one(m, sig, SESSREAP_LAYER_GROUP);
+        return;
+    }
+
+    for (const Member& m : members) {
+        if (m.pgrp != rec_.pgrp) continue;
+        UniqueFd fd(pidfd_open(m.pid));
+        if (fd.valid() && getpgid(m.pid) == rec_.pgrp) waitset_.push_back(std::move(fd));
+        else if (!fd.valid()) fd.release();
+    }
+    if (!cfg_.teardown.dry_run && kill(-rec_.pgrp, sig) < 0 && errno != ESRCH)
+        ctx_.log.log(LOG_WARNING, "Failed to send " + signal_name(sig) + " to process group " +
+                                      std::to_string(rec_.pgrp) + ": " + errno_string(errno) +
+                                      ", ignoring");
+    for (const Member& m : members) {
+        if (m.pgrp != rec_.pgrp) continue;
+        note_signal(m, sig, SESSREAP_LAYER_GROUP);
+        if (!cfg_.teardown.dry_run && (m.state == 'T' || m.state == 't'))
+            kill(-rec_.pgrp, SIGCONT);
+    }
+}
+
+void Teardown::signal_all(const std::vector<Member>& members, int sig) {
+    if (group_ok_) signal_group(members, sig);
+    if (!sweep_ok_) return;
+
+    for (const Member& m : members)
+        if (!group_ok_ || m.pgrp != rec_.pgrp) signal_one(m, sig, SESSREAP_LAYER_SWEEP);
+}
+
+// Waits on the pidfds of everything signalled, never in a sleep loop: a pidfd
+// polls readable when its process exits (a zombie counts as exited).
+void Teardown::wait_for_exit(int64_t deadline) {
+    std::vector<pollfd> fds;
+    fds.reserve(waitset_.size());
+    for (const UniqueFd& fd : waitset_) fds.push_back({fd.get(), POLLIN, 0});
+
+    while (!fds.empty()) {
+        int64_t left_ms = (deadline - now_ns() + 999'999) / 1'000'000;
+        if (left_ms <= 0) break;
+        int n = poll(fds.data(), fds.size(), int(std::min<int64_t>(left_ms, 60'000)));
+        if (n < 0 && errno != EINTR) break;
+        if (n <= 0) continue;
+        std::erase_if(fds, [](const pollfd& p) { return p.revents != 0; });
+    }
+    waitset_.clear();
+}
+
+int Teardown::run() {
+    deadline_ = start_ + std::chrono::nanoseconds(cfg_.teardown.cap).count();
+    if (cfg_.teardown.dry_run) report_.flags |= SESSREAP_REPORT_DRY_RUN;
+    apply_guards();
+
+    std::vector<Member> members;
+    if (group_ok_ || sweep_ok_) {
+        scan(&members);
+        if (!members.empty()) {
+            signal_all(members, cfg_.teardown.term_signal);
+            if (!cfg_.teardown.dry_run) {
+                int64_t grace = start_ + std::chrono::nanoseconds(cfg_.teardown.grace).count();
+                wait_for_exit(std::min(grace, deadline_));
+            }
+        }
+
+        while (!cfg_.teardown.dry_run && !members.empty()) {
+            scan(&members);
+            std::erase_if(members, [&](const Member& m) { return spared_.count(m.pid) > 0; });
+            if (members.empty() || expired() || report_.passes > uint32_t(cfg_.sweep.max_passes))
+                break;
+            signal_all(members, cfg_.teardown.kill_signal);
+            wait_for_exit(deadline_);
+        }
+    }
+
+    for (int layer = 0; layer < SESSREAP_LAYER_COUNT; ++layer)
+        report_.signalled[layer] = uint32_t(hit_[layer].size());
+    report_.excluded = uint32_t(spared_.size());
+    report_.elapsed_us = uint64_t(now_ns() - start_) / 1000;
+    if (cfg_.teardown.dry_run || members.empty()) return 0;
+
+    report_.guards |= SESSREAP_GUARD_CAP;
+    for (const Member& m : members) report_.survivors.push_back({m.pid, m.state, m.comm});
+    ctx_.log.log(LOG_WARNING, std::to_string(members.size()) + " process(es) of session " +
+                                  std::to_string(rec_.session) +
+                                  " still alive when the teardown cap ran out");
+    return -ETIMEDOUT;
+}
+
+} // namespace
+
+int teardown(const TeardownContext& ctx, const LaunchRecord& record, Report* report) {
+    return Teardown(ctx, record, report).run();
+}
+
+} // namespace sessreap

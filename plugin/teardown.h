@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Layered teardown of one launched child: process group, session sweep, waits.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "sessreap/sessreap.h"
+
+namespace sessreap {
+
+// Who is asking: the host's own ids, which no layer may ever hit.
+struct HostIds {
+    pid_t pid = 0;
+    pid_t session = 0;
+    pid_t pgrp = 0;
+
+    static HostIds current();
+};
+
+struct Survivor {
+    pid_t pid = 0;
+    char state = 0;
+    std::array<char, 16> comm{};
+};
+
+// What a teardown did; the C ABI copies it into struct sessreap_report.
+struct Report {
+    std::array<uint32_t, SESSREAP_LAYER_COUNT> signalled{};
+    uint32_t guards = 0;
+    uint32_t flags = 0;
+    uint32_t passes = 0;
+    uint32_t excluded = 0;
+    std::vector<Survivor> survivors;
+    uint64_t elapsed_us = 0;
+};
+
+struct TeardownContext {
+    const Config& config;
+    const Logger& log;
+    int proc_fd;
+    HostIds host;
+};
+
+// Runs every enabled layer against the record's session and group, bounded by
+// config.teardown.cap. Returns 0 when nothing of it is left alive, -ETIMEDOUT
+// when survivors remain (listed in report).
+int teardown(const TeardownContext& ctx, const LaunchRecord& record, Report* report);
+
+// The layer names used in logs, the journal and the docs.
+const char* layer_name(int layer);
+
+} // namespace sessreap
