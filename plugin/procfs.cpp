@@ -65,7 +65,9 @@ bool parse_stat(std::string_view text, StatFields* out) {
     // Fields 7 to 21 (tty_nr .. itrealvalue) are not needed.
     for (int field = 7; field <= 21; ++field)
         if (!skip_field(p, end)) return false;
-    if (!next_field(p, end, &f.starttime)) return false;
+    // The kernel always writes fields after the start time, so a separator
+    // must follow it: a line cut inside its digits is rejected, not misread.
+    if (!next_field(p, end, &f.starttime) || p >= end || (*p != ' ' && *p != '\n')) return false;
 
     *out = f;
     return true;

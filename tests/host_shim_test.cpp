@@ -1,1 +1,144 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// sessreap-host run, as a user runs it: real commands, real escapees.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
+
+#include "process.h"
+
+using namespace testing_support;
+
+namespace {
+
+const std::string kHost = SESSREAP_HOST_PATH;
+const std::string kModule = SESSREAP_MODULE_PATH;
+const std::string kEscapees = std::string(SESSREAP_TEST_DIR) + "/scripts/escapees.sh";
+
+class HostShim : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/sessreap-shim-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        pidfile_ = dir_ + "/pids";
+    }
+
+    void TearDown() override {
+        for (pid_t pid : read_pids()) kill_own(pid);
+        std::system(("rm -rf '" + dir_ + "'").c_str());
+    }
+
+    std::vector<pid_t> read_pids() {
+        std::ifstream in(pidfile_);
+        std::vector<pid_t> pids;
+        for (pid_t pid; in >> pid;) pids.push_back(pid);
+        return pids;
+    }
+
+    std::string dir_;
+    std::string pidfile_;
+};
+
+} // namespace
+
+// run leaves no process of the command's session alive, counts what it
+// killed per layer, and exits with the command's status.
+TEST_F(HostShim, ReapsEscapeesAndPassesExitStatus) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    CommandResult res = run_command(
+        {kHost, "run", "--module", kModule, "--grace", "300", "--", "sh", kEscapees, pidfile_, "7"});
+
+    EXPECT_EQ(res.status, 7) << res.err;
+    std::vector<pid_t> pids = read_pids();
+    ASSERT_EQ(pids.size(), 7u) << res.err;
+    for (pid_t pid : pids) EXPECT_FALSE(alive(pid)) << pid;
+    EXPECT_NE(res.err.find("exited with status 7"), std::string::npos) << res.err;
+    EXPECT_NE(res.err.find("signalled 7 processes (group 2, sweep 5)"), std::string::npos)
+        << res.err;
+    EXPECT_NE(res.err.find("no survivors"), std::string::npos) << res.err;
+}
+
+// --verbose logs every signal sent, with pid, name and layer.
+TEST_F(HostShim, VerboseLogsEverySignal) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    CommandResult res = run_command({kHost, "run", "--module", kModule, "--verbose", "--grace",
+                                     "300", "--", "sh", kEscapees, pidfile_});
+    ASSERT_EQ(res.status, 0) << res.err;
+    for (pid_t pid : read_pids())
+        EXPECT_NE(res.err.find("Sent SIGTERM to pid " + std::to_string(pid) + " ("),
+                  std::string::npos)
+            << pid << "\n"
+            << res.err;
+    EXPECT_NE(res.err.find("Sent SIGKILL to pid"), std::string::npos) << res.err;
+    EXPECT_NE(res.err.find("layer sweep"), std::string::npos);
+    EXPECT_NE(res.err.find("layer group"), std::string::npos);
+}
+
+// A command killed by signal N makes the shim exit with 128+N.
+TEST_F(HostShim, ExitsWith128PlusSignal) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    CommandResult res =
+        run_command({kHost, "run", "--module", kModule, "--", "sh", "-c", "kill -USR1 $$"});
+    EXPECT_EQ(res.status, 128 + SIGUSR1) << res.err;
+    EXPECT_NE(res.err.find("was killed by USR1"), std::string::npos) << res.err;
+}
+
+// SIGTERM sent to the shim reaches the command, and the session is torn down.
+TEST_F(HostShim, ForwardsTerminationSignal) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    pid_t host = fork();
+    if (host == 0) {
+        execl(kHost.c_str(), kHost.c_str(), "run", "--module", kModule.c_str(), "--grace", "300",
+              "--", "sh", "-c", ("sh '" + kEscapees + "' '" + pidfile_ + "'; exec sleep 1000").c_str(),
+              nullptr);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && read_pids().size() < 7; ++i) usleep(20'000);
+    ASSERT_EQ(read_pids().size(), 7u);
+
+    kill(host, SIGTERM); // our own child
+    int status = 0;
+    ASSERT_EQ(waitpid(host, &status, 0), host);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+    for (pid_t pid : read_pids()) EXPECT_FALSE(alive(pid)) << pid;
+}
+
+// A command that does not exist exits 127 with a message naming it.
+TEST_F(HostShim, ReportsMissingCommand) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    CommandResult res =
+        run_command({kHost, "run", "--module", kModule, "--", "/nonexistent/sessreap-cmd"});
+    EXPECT_EQ(res.status, 127);
+    EXPECT_NE(res.err.find("Failed to run '/nonexistent/sessreap-cmd'"), std::string::npos)
+        << res.err;
+}
+
+// --help and --version work; bad usage exits 2 with a message.
+TEST(HostShimUsage, HelpVersionAndBadOptions) {
+    CommandResult help = run_command({kHost, "--help"});
+    EXPECT_EQ(help.status, 0);
+    EXPECT_NE(help.out.find("sessreap-host run"), std::string::npos);
+
+    setenv("SESSREAP_MODULE", kModule.c_str(), 1);
+    CommandResult version = run_command({kHost, "--version"});
+    unsetenv("SESSREAP_MODULE");
+    EXPECT_EQ(version.status, 0);
+    EXPECT_NE(version.out.find("(ABI 1."), std::string::npos) << version.out;
+
+    CommandResult bad_grace = run_command({kHost, "run", "--grace", "2s", "--", "true"});
+    EXPECT_EQ(bad_grace.status, 2);
+    EXPECT_NE(bad_grace.err.find("--grace: expected milliseconds"), std::string::npos);
+    EXPECT_EQ(run_command({kHost, "run"}).status, 2);
+    EXPECT_EQ(run_command({kHost, "frobnicate"}).status, 2);
+    CommandResult bad_module = run_command({kHost, "run", "--module", "/nonexistent.so", "--", "true"});
+    EXPECT_EQ(bad_module.status, 125);
+    EXPECT_NE(bad_module.err.find("Failed to load module"), std::string::npos);
+}

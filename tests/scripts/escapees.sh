@@ -1,0 +1,23 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A session leader that leaves escapees behind, for tests and the demo.
+# Usage: escapees.sh PIDFILE [EXIT_STATUS]
+# Starts 2 children in its own process group, 2 escapees that leave the
+# group with setpgid() (each with a child of its own) and one escapee that
+# ignores SIGTERM; writes their 7 pids to PIDFILE, then exits.
+pidfile=$1
+status=${2:-0}
+: > "$pidfile"
+
+sleep 300 & echo $! >> "$pidfile"
+sleep 300 & echo $! >> "$pidfile"
+for i in 1 2; do
+    perl -e 'setpgrp(0, 0); exec @ARGV' sh -c \
+        'sleep 300 & echo $! >> "$1"; echo $$ >> "$1"; wait' escapee "$pidfile" &
+done
+perl -e '$SIG{TERM} = "IGNORE"; setpgrp(0, 0); exec @ARGV' sleep 300 &
+echo $! >> "$pidfile"
+
+# Leave only once every pid is written.
+while [ "$(wc -l < "$pidfile")" -lt 7 ]; do sleep 0.05; done
+exit "$status"
