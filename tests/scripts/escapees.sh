@@ -20,4 +20,8 @@ echo $! >> "$pidfile"
 
 # Leave only once every pid is written.
 while [ "$(wc -l < "$pidfile")" -lt 7 ]; do sleep 0.05; done
+if [ -n "${SESSREAP_DEMO:-}" ]; then
+    echo "== The command's session just before it exits (note the process groups):"
+    ps -o pid,pgid,sid,stat,args -s $$
+fi
 exit "$status"
