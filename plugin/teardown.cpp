@@ -16,6 +16,7 @@
 
 #include "procfs.h"
 #include "signals.h"
+#include "sweep.h"
 
 namespace sessreap {
 
@@ -32,13 +33,6 @@ const char* layer_name(int layer) {
 }
 
 namespace {
-
-struct Member {
-    pid_t pid;
-    pid_t pgrp;
-    char state;
-    std::array<char, 16> comm;
-};
 
 // Reads the real uid from /proc/PID/status; -1 when it cannot be read.
 long read_uid(int proc_fd, pid_t pid) {
@@ -75,7 +69,7 @@ class Teardown {
 public:
     Teardown(const TeardownContext& ctx, const LaunchRecord& rec, Report* report)
         : ctx_(ctx), cfg_(ctx.config), rec_(rec), report_(*report),
-          walker_(std::make_unique<ProcWalker>(ctx.proc_fd)) {}
+          scanner_(ctx.proc_fd) {}
 
     int run();
 
@@ -96,7 +90,7 @@ private:
     const Config& cfg_;
     const LaunchRecord& rec_;
     Report& report_;
-    std::unique_ptr<ProcWalker> walker_;
+    SessionScanner scanner_;
     int64_t start_ = now_ns();
     int64_t deadline_ = 0;
     bool group_ok_ = false;
@@ -153,28 +147,16 @@ void Teardown::apply_guards() {
 }
 
 // Lists the live members of the child's session (or, when the sweep is off,
-// of its group). getsid() is one syscall and exact, so stat is read only for
-// processes that already match.
+// of its group).
 void Teardown::scan(std::vector<Member>* out) {
-    out->clear();
     report_.passes++;
-    const pid_t want = sweep_ok_ ? rec_.session : rec_.pgrp;
-    const pid_t self = ctx_.host.pid;
-
-    walker_->for_each_pid([&](pid_t pid) {
-        if (pid <= 1 || pid == self) return;
-        if ((sweep_ok_ ? getsid(pid) : getpgid(pid)) != want) return;
-
-        StatFields st;
-        int r = read_stat(ctx_.proc_fd, pid, &st);
-        if (r == -ESRCH) return;
-        if (r < 0) {
-            report_.guards |= SESSREAP_GUARD_UNREADABLE;
-            return;
-        }
-        if ((sweep_ok_ ? st.session : st.pgrp) != want || state_is_gone(st.state)) return;
-        out->push_back(Member{pid, st.pgrp, st.state, st.comm});
-    });
+    bool unreadable = false;
+    MatchBy by = sweep_ok_ ? MatchBy::session : MatchBy::group;
+    int r = scanner_.scan(by, sweep_ok_ ? rec_.session : rec_.pgrp, ctx_.host.pid, out,
+                          &unreadable);
+    if (unreadable) report_.guards |= SESSREAP_GUARD_UNREADABLE;
+    if (r < 0)
+        ctx_.log.log(LOG_ERR, "Failed to read /proc: " + errno_string(-r) + ", ignoring");
 }
 
 const ExcludeRule* Teardown::exclusion_for(const Member& m) {
