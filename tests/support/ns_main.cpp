@@ -85,7 +85,10 @@ int main(int argc, char** argv) {
     if (!listing && geteuid() == 0) {
         int status = 0;
         Entered e = enter_namespace(&status);
-        if (e == Entered::parent_done) return status;
+        // The parent only waited. It must _exit: its children's PID namespace
+        // is dead now, so atexit work that clones (LeakSanitizer's tracer
+        // thread) would fail with ENOMEM.
+        if (e == Entered::parent_done) _exit(status);
         testing_support::in_namespace = e == Entered::runner;
     }
     testing::InitGoogleTest(&argc, argv);
