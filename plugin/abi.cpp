@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The C ABI: every entry point runs inside one guard, so no exception crosses it.
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <atomic>
@@ -31,10 +32,13 @@ struct Handle {
     Config config;
     Logger log;
     UniqueFd proc;
+    bool proc_hides_others = false;
     Registry registry;
 };
 
-thread_local std::string last_error;
+// The last error of this thread. A fixed buffer: recording an out-of-memory
+// failure must not itself allocate.
+thread_local char last_error[1024];
 
 // Handles are tokens, never pointers the host could dereference: a closed
 // handle's token is never reused, so a call after close fails with EBADF
@@ -43,26 +47,28 @@ std::shared_mutex handles_mutex;
 std::map<uintptr_t, std::shared_ptr<Handle>> handles;
 uintptr_t next_token = 0x5e55;
 
-int fail(int code, std::string message) {
-    last_error = std::move(message);
+int fail_text(int code, const char* prefix, const char* message) noexcept {
+    snprintf(last_error, sizeof last_error, "%s%s", prefix, message);
     return -code;
 }
+
+int fail(int code, const std::string& message) { return fail_text(code, "", message.c_str()); }
 
 int fail(const Error& e) { return fail(e.code, e.message); }
 
 // Runs one entry point: clears the thread's last error, and turns anything
-// thrown into a negative errno and a message.
+// thrown into a negative errno and a message, without allocating.
 template <typename F>
 int guarded(F&& body) noexcept {
     try {
-        last_error.clear();
+        last_error[0] = '\0';
         return body();
     } catch (const std::bad_alloc&) {
-        return fail(ENOMEM, "Out of memory");
+        return fail_text(ENOMEM, "", "Out of memory");
     } catch (const std::exception& e) {
-        return fail(EIO, std::string("Internal error: ") + e.what());
+        return fail_text(EIO, "Internal error: ", e.what());
     } catch (...) {
-        return fail(EIO, "Internal error: unknown exception");
+        return fail_text(EIO, "Internal error: ", "unknown exception");
     }
 }
 
@@ -127,6 +133,10 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
     Result<UniqueFd> proc = open_proc();
     if (!proc) return fail(proc.error());
     handle->proc = std::move(proc.value());
+    handle->proc_hides_others = proc_hides_others(handle->proc.get());
+    if (handle->proc_hides_others)
+        handle->log.log(LOG_WARNING, "/proc hides other users' processes (hidepid): the sweep "
+                                     "can see and signal only this user's, ignoring the rest");
 
     std::unique_lock lock(handles_mutex);
     uintptr_t token = next_token;
@@ -137,7 +147,7 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
 }
 
 int run_teardown(Handle& h, const LaunchRecord& rec, Report* report) {
-    TeardownContext ctx{h.config, h.log, h.proc.get(), HostIds::current()};
+    TeardownContext ctx{h.config, h.log, h.proc.get(), HostIds::current(), h.proc_hides_others};
     return teardown(ctx, rec, report);
 }
 
@@ -196,12 +206,26 @@ int teardown_child(sessreap_handle* h, pid_t pid, sessreap_report* out) {
     auto rec = handle->registry.take(pid);
     if (!rec) return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
 
+    // A teardown cut short by an exception (out of memory) keeps the record,
+    // so the host can call again once memory is back.
     Report report;
-    int r = run_teardown(*handle, *rec, &report);
+    int r = 0;
+    try {
+        r = run_teardown(*handle, *rec, &report);
+    } catch (...) {
+        handle->registry.insert(std::move(rec));
+        throw;
+    }
     if (out) copy_report(report, out);
-    if (r < 0)
+    if (r == -ETIMEDOUT)
         return fail(-r, std::to_string(report.survivors.size()) + " process(es) of session " +
                             std::to_string(rec->session) + " survived the teardown");
+    if (r < 0) {
+        pid_t session = rec->session;
+        handle->registry.insert(std::move(rec));
+        return fail(-r, "Failed to walk /proc for session " + std::to_string(session) + ": " +
+                            errno_string(-r) + "; the record is kept, try again");
+    }
     return 0;
 }
 
@@ -216,7 +240,7 @@ SESSREAP_PUBLIC uint32_t sessreap_abi_version(void) {
 
 SESSREAP_PUBLIC const char* sessreap_version(void) { return SESSREAP_VERSION; }
 
-SESSREAP_PUBLIC const char* sessreap_last_error(void) { return last_error.c_str(); }
+SESSREAP_PUBLIC const char* sessreap_last_error(void) { return last_error; }
 
 SESSREAP_PUBLIC int sessreap_open(const sessreap_options* opts, sessreap_handle** ret) {
     return guarded([&] { return open_handle(opts, ret); });

@@ -109,6 +109,10 @@ Result<UniqueFd> open_proc(const char* path) {
     return fd;
 }
 
+bool proc_hides_others(int proc_fd) {
+    return faccessat(proc_fd, "1", F_OK, 0) < 0 && errno == ENOENT && getsid(1) >= 0;
+}
+
 int ProcWalker::open_dir() {
     // A fresh open file description: getdents64 keeps its position there,
     // and dup() would share it with other walks on the same proc fd.

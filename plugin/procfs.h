@@ -43,6 +43,11 @@ inline bool state_is_gone(char state) { return state == 'Z' || state == 'X' || s
 // process. Returns the fd or an error.
 Result<UniqueFd> open_proc(const char* path = "/proc");
 
+// True when /proc is mounted with hidepid (Linux 3.3; "invisible" since 5.8)
+// and hides processes of other users from us: pid 1 exists but its /proc
+// entry does not.
+bool proc_hides_others(int proc_fd);
+
 // Walks the numeric entries of a /proc directory with getdents64, calling
 // visit(pid) for each, without allocating per entry. Opens its own file
 // description so several walks may run at once on one proc fd.

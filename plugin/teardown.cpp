@@ -76,7 +76,8 @@ public:
 private:
     void apply_guards();
     bool leader_recycled();
-    void scan(std::vector<Member>* out);
+    int scan(std::vector<Member>* out);
+    int scan_failed(int err);
     const ExcludeRule* exclusion_for(const Member& m);
     void signal_all(const std::vector<Member>& members, int sig);
     void signal_group(const std::vector<Member>& members, int sig);
@@ -96,6 +97,7 @@ private:
     bool group_ok_ = false;
     bool sweep_ok_ = false;
     bool warned_fds_ = false;
+    bool fd_starved_ = false; // out of descriptors: pidfds are not kept
     std::vector<UniqueFd> waitset_;
     std::array<std::unordered_set<pid_t>, SESSREAP_LAYER_COUNT> hit_;
     std::unordered_set<pid_t> spared_;
@@ -148,15 +150,25 @@ void Teardown::apply_guards() {
 
 // Lists the live members of the child's session (or, when the sweep is off,
 // of its group).
-void Teardown::scan(std::vector<Member>* out) {
+int Teardown::scan(std::vector<Member>* out) {
     report_.passes++;
     bool unreadable = false;
     MatchBy by = sweep_ok_ ? MatchBy::session : MatchBy::group;
     int r = scanner_.scan(by, sweep_ok_ ? rec_.session : rec_.pgrp, ctx_.host.pid, out,
                           &unreadable);
     if (unreadable) report_.guards |= SESSREAP_GUARD_UNREADABLE;
-    if (r < 0)
-        ctx_.log.log(LOG_ERR, "Failed to read /proc: " + errno_string(-r) + ", ignoring");
+    if (r == 0 && ctx_.after_scan) ctx_.after_scan(*out);
+    return r;
+}
+
+// Without a complete scan nothing can be known to be gone. The group signal
+// needs no descriptor and cannot hit another group, so it is still sent.
+int Teardown::scan_failed(int err) {
+    ctx_.log.log(LOG_ERR, "Failed to read /proc for session " + std::to_string(rec_.session) +
+                              ": " + errno_string(-err));
+    if (group_ok_ && !cfg_.teardown.dry_run) kill(-rec_.pgrp, cfg_.teardown.kill_signal);
+    report_.elapsed_us = uint64_t(now_ns() - start_) / 1000;
+    return err;
 }
 
 const ExcludeRule* Teardown::exclusion_for(const Member& m) {
@@ -181,19 +193,28 @@ void Teardown::continue_if_stopped(int pidfd, const Member& m, int layer) {
 }
 
 void Teardown::signal_one(const Member& m, int sig, int layer) {
-    UniqueFd fd(pidfd_open(m.pid));
-    if (!fd.valid()) {
-        int err = -fd.get();
-        fd.release();
-        if (err == ESRCH) return;
+    int raw = pidfd_open(m.pid);
+    if ((raw == -EMFILE || raw == -ENFILE) && !waitset_.empty()) {
+        // Out of descriptors: stop keeping pidfds to wait on, and fall back to
+        // waiting by rescanning (see wait_for_exit).
+        waitset_.clear();
+        fd_starved_ = true;
+        ctx_.log.log(LOG_WARNING, "Ran out of file descriptors: waiting by rescanning instead "
+                                  "of on pidfds");
+        raw = pidfd_open(m.pid);
+    }
+    if (raw < 0) {
+        if (raw == -ESRCH) return;
+        if (raw == -EMFILE || raw == -ENFILE) fd_starved_ = true;
         // Without a pidfd there is no safe way to signal: a bare kill() could
         // hit a recycled pid. Later passes retry once descriptors free up.
         if (!warned_fds_)
             ctx_.log.log(LOG_WARNING, "Failed to open a pidfd for pid " + std::to_string(m.pid) +
-                                          ": " + errno_string(err) + ", ignoring");
+                                          ": " + errno_string(-raw) + ", ignoring");
         warned_fds_ = true;
         return;
     }
+    UniqueFd fd(raw);
 
     // The pid may have been recycled since the scan: the pidfd now pins one
     // process, so check that this one is still a member before signalling.
@@ -221,7 +242,7 @@ void Teardown::signal_one(const Member& m, int sig, int layer) {
         continue_if_stopped(fd.get(), m, layer);
     }
     note_signal(m, sig, layer);
-    waitset_.push_back(std::move(fd));
+    if (!fd_starved_) waitset_.push_back(std::move(fd));
 }
 
 // kill(-pgid) reaches every member of the group atomically, including
@@ -236,9 +257,12 @@ void Teardown::signal_group(const std::vector<Member>& members, int sig) {
 
     for (const Member& m : members) {
         if (m.pgrp != rec_.pgrp) continue;
-        UniqueFd fd(pidfd_open(m.pid));
-        if (fd.valid() && getpgid(m.pid) == rec_.pgrp) waitset_.push_back(std::move(fd));
-        else if (!fd.valid()) fd.release();
+        if (fd_starved_) break;
+        int fd = pidfd_open(m.pid);
+        if (fd == -EMFILE || fd == -ENFILE) fd_starved_ = true;
+        if (fd < 0) continue;
+        UniqueFd owned(fd);
+        if (getpgid(m.pid) == rec_.pgrp) waitset_.push_back(std::move(owned));
     }
     if (!cfg_.teardown.dry_run && kill(-rec_.pgrp, sig) < 0 && errno != ESRCH)
         ctx_.log.log(LOG_WARNING, "Failed to send " + signal_name(sig) + " to process group " +
@@ -276,16 +300,24 @@ void Teardown::wait_for_exit(int64_t deadline) {
         std::erase_if(fds, [](const pollfd& p) { return p.revents != 0; });
     }
     waitset_.clear();
+
+    // Processes signalled without a kept pidfd cannot be waited on; give them
+    // a moment to die before the next scan looks again.
+    if (fd_starved_) {
+        int64_t left_ms = (deadline - now_ns()) / 1'000'000;
+        if (left_ms > 0) poll(nullptr, 0, int(std::min<int64_t>(left_ms, 20)));
+    }
 }
 
 int Teardown::run() {
     deadline_ = start_ + std::chrono::nanoseconds(cfg_.teardown.cap).count();
     if (cfg_.teardown.dry_run) report_.flags |= SESSREAP_REPORT_DRY_RUN;
+    if (ctx_.proc_hides_others) report_.guards |= SESSREAP_GUARD_UNREADABLE;
     apply_guards();
 
     std::vector<Member> members;
     if (group_ok_ || sweep_ok_) {
-        scan(&members);
+        if (int r = scan(&members); r < 0) return scan_failed(r);
         if (!members.empty()) {
             signal_all(members, cfg_.teardown.term_signal);
             if (!cfg_.teardown.dry_run) {
@@ -295,7 +327,7 @@ int Teardown::run() {
         }
 
         while (!cfg_.teardown.dry_run && !members.empty()) {
-            scan(&members);
+            if (int r = scan(&members); r < 0) return scan_failed(r);
             std::erase_if(members, [&](const Member& m) { return spared_.count(m.pid) > 0; });
             if (members.empty() || expired() || report_.passes > uint32_t(cfg_.sweep.max_passes))
                 break;

@@ -6,12 +6,14 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "config.h"
 #include "log.h"
 #include "registry.h"
 #include "sessreap/sessreap.h"
+#include "sweep.h"
 
 namespace sessreap {
 
@@ -46,11 +48,17 @@ struct TeardownContext {
     const Logger& log;
     int proc_fd;
     HostIds host;
+    // /proc hides other users' processes (hidepid): the sweep sees only ours.
+    bool proc_hides_others = false;
+    // Tests only: runs after each scan, before anything found is signalled,
+    // so a test can recycle a candidate's pid in exactly that window.
+    std::function<void(const std::vector<Member>&)> after_scan = nullptr;
 };
 
 // Runs every enabled layer against the record's session and group, bounded by
 // config.teardown.cap. Returns 0 when nothing of it is left alive, -ETIMEDOUT
-// when survivors remain (listed in report).
+// when survivors remain (listed in report), or the negative errno of a /proc
+// walk that failed (then what is alive is unknown).
 int teardown(const TeardownContext& ctx, const LaunchRecord& record, Report* report);
 
 // The layer names used in logs, the journal and the docs.

@@ -34,7 +34,9 @@ extern "C" {
  *
  * Errors: every call that can fail returns 0 or a negative errno, and
  * sessreap_last_error() then describes the failure. No call aborts, exits
- * or writes to stdout.
+ * or writes to stdout. Besides the errnos listed per call, any call that
+ * returns int may return -ENOMEM, and -EIO for an internal error (a bug:
+ * the message says what failed).
  *
  * Threads: all calls may be made from several threads at once, on one
  * handle or on several. sessreap_close() may race with other calls on the
@@ -138,7 +140,8 @@ int sessreap_close(sessreap_handle *h);
  *            characters a unit name cannot
  *   -ESRCH   no such process
  *   -EEXIST  pid is already tracked by this handle
- *   -ENOMEM  out of memory */
+ *   -ENOMEM  out of memory
+ *   -EACCES  the child's /proc entry cannot be read (hidepid, another user) */
 int sessreap_launch(sessreap_handle *h, pid_t pid, const char *name);
 
 /* Stops tracking pid without signalling anything.
@@ -230,7 +233,11 @@ struct sessreap_report {
  *            already torn down or forgotten)
  *   -ETIMEDOUT
  *            processes were still alive at the cap; they are counted in
- *            report->survivors_total and the record is forgotten */
+ *            report->survivors_total and the record is forgotten
+ *   -ENOMEM, -EMFILE, -ENFILE
+ *            the teardown could not complete (no memory, or no descriptor
+ *            to walk /proc); the record is kept so the call can be made
+ *            again, and the process group was sent the kill signal */
 int sessreap_teardown(sessreap_handle *h, pid_t pid,
                       struct sessreap_report *report);
 
