@@ -14,6 +14,7 @@ namespace {
 constexpr const char* kUsage =
     "Usage:\n"
     "  sessreap-host run [OPTIONS] -- COMMAND [ARGS...]\n"
+    "  sessreap-host reap-stale [--module PATH] [--config-json JSON] [--verbose]\n"
     "  sessreap-host --help | --version\n"
     "\n"
     "Runs COMMAND as the leader of a new session, records it with the sessreap\n"
@@ -26,7 +27,10 @@ constexpr const char* kUsage =
     "  --grace MS          grace period between SIGTERM and SIGKILL\n"
     "  --name NAME         label for the launch record (names a systemd scope)\n"
     "  --config-json JSON  extra configuration, as in a drop-in file\n"
-    "  --verbose           log every signal sent\n";
+    "  --verbose           log every signal sent\n"
+    "\n"
+    "reap-stale tears down what hosts that died left running: every launch record\n"
+    "under the state directory whose host is gone (see sessreap(8)).\n";
 
 bool parse_int(const char* s, int* out) {
     char* end = nullptr;
@@ -53,47 +57,67 @@ int print_version(const std::string& module_path) {
     return 0;
 }
 
-int cmd_run(const std::vector<std::string>& args) {
-    shim::RunOptions opts;
-    std::string module = shim::default_module_path();
+// Parses the options run and reap-stale share; stops at "--" or the first
+// argument that is not an option, which *rest then indexes.
+int parse_options(const std::vector<std::string>& args, shim::RunOptions* opts,
+                  std::string* module, size_t* rest) {
     size_t i = 0;
     for (; i < args.size(); ++i) {
         const std::string& a = args[i];
-        auto value = [&](const char* opt) -> const std::string* {
-            if (i + 1 >= args.size()) return nullptr;
-            (void)opt;
-            return &args[++i];
-        };
         if (a == "--") {
             ++i;
             break;
-        } else if (a == "--verbose" || a == "-v") {
-            opts.verbose = true;
-        } else if (a == "--module" || a == "--name" || a == "--config-json" || a == "--grace") {
-            const std::string* v = value(a.c_str());
-            if (!v) return usage_error("option " + a + " needs a value");
-            if (a == "--module") module = *v;
-            if (a == "--name") opts.name = *v;
-            if (a == "--config-json") opts.config_json = *v;
-            if (a == "--grace" && !parse_int(v->c_str(), &opts.grace_ms))
-                return usage_error("--grace: expected milliseconds (0 to 86400000), got '" + *v +
-                                   "'");
-        } else if (!a.empty() && a[0] == '-') {
-            return usage_error("unknown option '" + a + "'");
-        } else {
+        }
+        if (a == "--verbose" || a == "-v") {
+            opts->verbose = true;
+            continue;
+        }
+        if (a != "--module" && a != "--name" && a != "--config-json" && a != "--grace") {
+            if (!a.empty() && a[0] == '-') return usage_error("unknown option '" + a + "'");
             break;
         }
+        if (i + 1 >= args.size()) return usage_error("option " + a + " needs a value");
+        const std::string& v = args[++i];
+        if (a == "--module") *module = v;
+        if (a == "--name") opts->name = v;
+        if (a == "--config-json") opts->config_json = v;
+        if (a == "--grace" && !parse_int(v.c_str(), &opts->grace_ms))
+            return usage_error("--grace: expected milliseconds (0 to 86400000), got '" + v + "'");
     }
-    opts.argv.assign(args.begin() + long(i), args.end());
+    *rest = i;
+    return 0;
+}
+
+int with_module(const std::string& path, shim::Module* m) {
+    std::string err;
+    if (shim::load_module(path, m, &err)) return 0;
+    fprintf(stderr, "sessreap-host: %s\n", err.c_str());
+    return shim::kExitShimError;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+    shim::RunOptions opts;
+    std::string module = shim::default_module_path();
+    size_t rest = 0;
+    if (int r = parse_options(args, &opts, &module, &rest)) return r;
+    opts.argv.assign(args.begin() + long(rest), args.end());
     if (opts.argv.empty()) return usage_error("run: no command given");
 
     shim::Module m;
-    std::string err;
-    if (!shim::load_module(module, &m, &err)) {
-        fprintf(stderr, "sessreap-host: %s\n", err.c_str());
-        return shim::kExitShimError;
-    }
+    if (int r = with_module(module, &m)) return r;
     return shim::run_command(m, opts);
+}
+
+int cmd_reap_stale(const std::vector<std::string>& args) {
+    shim::RunOptions opts;
+    std::string module = shim::default_module_path();
+    size_t rest = 0;
+    if (int r = parse_options(args, &opts, &module, &rest)) return r;
+    if (rest != args.size()) return usage_error("reap-stale: unexpected '" + args[rest] + "'");
+
+    shim::Module m;
+    if (int r = with_module(module, &m)) return r;
+    return shim::reap_stale(m, opts);
 }
 
 } // namespace
@@ -109,5 +133,6 @@ int main(int argc, char** argv) {
     }
     if (cmd == "--version") return print_version(shim::default_module_path());
     if (cmd == "run") return cmd_run({args.begin() + 1, args.end()});
+    if (cmd == "reap-stale") return cmd_reap_stale({args.begin() + 1, args.end()});
     return usage_error("unknown command '" + cmd + "'");
 }

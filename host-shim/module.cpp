@@ -57,7 +57,8 @@ bool load_module(const std::string& path, Module* m, std::string* err) {
            resolve(m->dl, "sessreap_close", &m->close, err) &&
            resolve(m->dl, "sessreap_launch", &m->launch, err) &&
            resolve(m->dl, "sessreap_forget", &m->forget, err) &&
-           resolve(m->dl, "sessreap_teardown", &m->teardown, err);
+           resolve(m->dl, "sessreap_teardown", &m->teardown, err) &&
+           resolve(m->dl, "sessreap_reap_stale", &m->reap_stale, err);
 }
 
 } // namespace shim

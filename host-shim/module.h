@@ -20,6 +20,7 @@ struct Module {
     decltype(&sessreap_launch) launch = nullptr;
     decltype(&sessreap_forget) forget = nullptr;
     decltype(&sessreap_teardown) teardown = nullptr;
+    decltype(&sessreap_reap_stale) reap_stale = nullptr;
 };
 
 // The path used when no --module is given: $SESSREAP_MODULE, else the build

@@ -90,6 +90,8 @@ std::string describe_status(const siginfo_t& info) {
     return std::string("was killed by ") + sigabbrev_np(info.si_status);
 }
 
+} // namespace
+
 std::string summary(const sessreap_report& r, const sessreap_survivor* survivors) {
     static const char* names[] = {"group", "sweep", "scope", "cgroup"};
     std::string s = (r.flags & SESSREAP_REPORT_DRY_RUN) ? "dry run would signal " : "signalled ";
@@ -115,28 +117,61 @@ std::string summary(const sessreap_report& r, const sessreap_survivor* survivors
     return s;
 }
 
-} // namespace
+namespace {
 
-int run_command(const Module& m, const RunOptions& opts) {
-    bool verbose = opts.verbose;
+// Opens a handle with the shim's logging and the run options' configuration.
+sessreap_handle* open_handle(const Module& m, const RunOptions& opts, bool* verbose) {
     std::string config;
     try {
         config = build_config(opts);
     } catch (const std::exception& e) {
         say(std::string("Invalid --config-json: ") + e.what());
-        return kExitShimError;
+        return nullptr;
     }
-
     sessreap_options o{};
     o.size = sizeof o;
     o.config_json = config.c_str();
     o.log_fn = log_to_stderr;
-    o.log_userdata = &verbose;
+    o.log_userdata = verbose;
     sessreap_handle* h = nullptr;
-    if (int r = m.open(&o, &h); r < 0) {
+    if (m.open(&o, &h) < 0) {
         say(std::string("Failed to open sessreap: ") + m.last_error());
+        return nullptr;
+    }
+    return h;
+}
+
+} // namespace
+
+int reap_stale(const Module& m, const RunOptions& opts) {
+    bool verbose = opts.verbose;
+    sessreap_handle* h = open_handle(m, opts, &verbose);
+    if (!h) return kExitShimError;
+
+    sessreap_survivor survivors[16];
+    sessreap_report report{};
+    report.size = sizeof report;
+    report.survivors = survivors;
+    report.survivors_cap = 16;
+    int n = m.reap_stale(h, &report);
+    if (n < 0 && n != -ETIMEDOUT) {
+        say(std::string("Failed to reap stale records: ") + m.last_error());
+        m.close(h);
         return kExitShimError;
     }
+    if (n == 0)
+        say("no stale launch records");
+    else
+        say("reaped " + (n > 0 ? std::to_string(n) : std::string("some")) +
+            " stale launch record(s); teardown " + summary(report, survivors));
+    m.close(h);
+    return n == -ETIMEDOUT ? 1 : 0;
+}
+
+int run_command(const Module& m, const RunOptions& opts) {
+    bool verbose = opts.verbose;
+    sessreap_handle* h = open_handle(m, opts, &verbose);
+    if (!h) return kExitShimError;
 
     // Block the signals we forward and watch them through a signalfd, so no
     // handler runs between fork and exec.

@@ -26,4 +26,10 @@ constexpr int kExitNotFound = 127;
 // or 128+N when it died of signal N.
 int run_command(const Module& module, const RunOptions& opts);
 
+// Tears down what hosts that died left behind; returns the exit status.
+int reap_stale(const Module& module, const RunOptions& opts);
+
+// The one-line account of a teardown the shim prints.
+std::string summary(const sessreap_report& r, const sessreap_survivor* survivors);
+
 } // namespace shim

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "procfs.h"
 #include "registry.h"
+#include "state.h"
 #include "sessreap/sessreap.h"
 #include "teardown.h"
 
@@ -34,6 +35,7 @@ struct Handle {
     UniqueFd proc;
     bool proc_hides_others = false;
     Registry registry;
+    std::unique_ptr<StateStore> state; // null when records are not persisted
 };
 
 // The last error of this thread. A fixed buffer: recording an out-of-memory
@@ -107,6 +109,8 @@ void copy_report(const Report& in, sessreap_report* out) {
     }
 }
 
+void open_state(Handle& h);
+
 int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
     if (!ret) return fail(EINVAL, "sessreap_open: ret is NULL");
     if (opts && opts->size < kOptionsSizeV1)
@@ -138,6 +142,8 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
         handle->log.log(LOG_WARNING, "/proc hides other users' processes (hidepid): the sweep "
                                      "can see and signal only this user's, ignoring the rest");
 
+    open_state(*handle);
+
     std::unique_lock lock(handles_mutex);
     uintptr_t token = next_token;
     next_token += 0x10;
@@ -149,6 +155,67 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
 int run_teardown(Handle& h, const LaunchRecord& rec, Report* report) {
     TeardownContext ctx{h.config, h.log, h.proc.get(), HostIds::current(), h.proc_hides_others};
     return teardown(ctx, rec, report);
+}
+
+// Adds one teardown's report to a running sum.
+void add_report(const Report& one, Report* sum) {
+    for (int l = 0; l < SESSREAP_LAYER_COUNT; ++l) sum->signalled[l] += one.signalled[l];
+    sum->guards |= one.guards;
+    sum->flags |= one.flags;
+    sum->passes += one.passes;
+    sum->excluded += one.excluded;
+    sum->elapsed_us += one.elapsed_us;
+    sum->survivors.insert(sum->survivors.end(), one.survivors.begin(), one.survivors.end());
+}
+
+// Tears down the persisted records of hosts that are gone. Returns how many.
+int reap_stale_records(Handle& h, bool same_exe, Report* sum, int* first_error) {
+    std::vector<std::string> skipped;
+    auto stale = h.state->claim_stale(h.proc.get(), same_exe, &skipped);
+    for (const std::string& why : skipped) h.log.log(LOG_NOTICE, why);
+
+    for (const StoredRecord& rec : stale) {
+        h.log.log(LOG_NOTICE, "Reaping session " + std::to_string(rec.launch.session) +
+                                  " left by host pid " + std::to_string(rec.host.pid) + " (" +
+                                  rec.host.exe + "), which is gone");
+        Report one;
+        int r = run_teardown(h, rec.launch, &one);
+        add_report(one, sum);
+        if (r < 0 && *first_error == 0) *first_error = r;
+        StateStore::release(rec);
+    }
+    return int(stale.size());
+}
+
+// Persistence is best effort: a host that cannot write its records still
+// works, it only loses crash recovery, and is told so once.
+void open_state(Handle& h) {
+    std::string dir = h.config.state.dir;
+    if (dir == Config::State{}.dir && geteuid() != 0) {
+        const char* runtime = getenv("XDG_RUNTIME_DIR");
+        dir = runtime && *runtime ? std::string(runtime) + "/sessreap/state" : "";
+    }
+    if (dir.empty()) return;
+
+    Result<HostIdentity> self = HostIdentity::current(h.proc.get());
+    if (!self) {
+        h.log.log(LOG_WARNING, self.error().message + ", ignoring");
+        return;
+    }
+    auto store = std::make_unique<StateStore>(dir, std::move(self.value()));
+    if (Status st = store->prepare(); !st) {
+        h.log.log(LOG_WARNING, st.error().message + ": launch records are not persisted, ignoring");
+        return;
+    }
+    h.state = std::move(store);
+
+    if (h.config.state.reap_stale_on_open) {
+        Report sum;
+        int err = 0;
+        int n = reap_stale_records(h, /*same_exe=*/true, &sum, &err);
+        if (n > 0)
+            h.log.log(LOG_NOTICE, "Reaped " + std::to_string(n) + " record(s) of a previous run");
+    }
 }
 
 int close_handle(sessreap_handle* h) {
@@ -163,12 +230,14 @@ int close_handle(sessreap_handle* h) {
 
     int first = 0;
     auto records = handle->registry.take_all();
-    if (!handle->config.teardown.on_close) return 0;
     for (auto& [pid, rec] : records) {
-        Report report;
-        int r = run_teardown(*handle, *rec, &report);
-        if (r < 0 && first == 0) first = fail(-r, "Teardown of pid " + std::to_string(pid) +
-                                                      " at close left survivors");
+        if (handle->config.teardown.on_close) {
+            Report report;
+            int r = run_teardown(*handle, *rec, &report);
+            if (r < 0 && first == 0)
+                first = fail(-r, "Teardown of pid " + std::to_string(pid) + " at close failed");
+        }
+        if (handle->state) handle->state->remove(pid);
     }
     return first;
 }
@@ -180,6 +249,10 @@ int launch(sessreap_handle* h, pid_t pid, const char* name) {
     auto rec = record_launch(handle->proc.get(), handle->log, HostIds::current(), pid,
                              name ? name : "");
     if (!rec) return fail(rec.error());
+    if (handle->state) {
+        if (Status st = handle->state->save(*rec.value()); !st)
+            handle->log.log(LOG_WARNING, st.error().message + ", ignoring");
+    }
     if (!handle->registry.insert(std::move(rec.value())))
         return fail(EEXIST, "pid " + std::to_string(pid) + " is already tracked");
     return 0;
@@ -190,6 +263,7 @@ int forget(sessreap_handle* h, pid_t pid) {
     if (!handle) return bad_handle(h);
     if (!handle->registry.take(pid))
         return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
+    if (handle->state) handle->state->remove(pid);
     return 0;
 }
 
@@ -217,6 +291,9 @@ int teardown_child(sessreap_handle* h, pid_t pid, sessreap_report* out) {
         throw;
     }
     if (out) copy_report(report, out);
+    if (r == 0 || r == -ETIMEDOUT) {
+        if (handle->state) handle->state->remove(pid);
+    }
     if (r == -ETIMEDOUT)
         return fail(-r, std::to_string(report.survivors.size()) + " process(es) of session " +
                             std::to_string(rec->session) + " survived the teardown");
@@ -227,6 +304,23 @@ int teardown_child(sessreap_handle* h, pid_t pid, sessreap_report* out) {
                             errno_string(-r) + "; the record is kept, try again");
     }
     return 0;
+}
+
+int reap_stale(sessreap_handle* h, sessreap_report* out) {
+    auto handle = find_handle(h);
+    if (!handle) return bad_handle(h);
+    if (out && out->size < kReportSizeV1)
+        return fail(EINVAL, "sessreap_reap_stale: report size " + std::to_string(out->size) +
+                                " is smaller than the first release's " +
+                                std::to_string(kReportSizeV1));
+    if (!handle->state) return 0;
+
+    Report sum;
+    int err = 0;
+    int n = reap_stale_records(*handle, /*same_exe=*/false, &sum, &err);
+    if (out) copy_report(sum, out);
+    if (err < 0) return fail(-err, "Some sessions of stale records survived the teardown");
+    return n;
 }
 
 } // namespace
@@ -261,4 +355,8 @@ SESSREAP_PUBLIC int sessreap_forget(sessreap_handle* h, pid_t pid) {
 
 SESSREAP_PUBLIC int sessreap_teardown(sessreap_handle* h, pid_t pid, sessreap_report* report) {
     return guarded([&] { return teardown_child(h, pid, report); });
+}
+
+SESSREAP_PUBLIC int sessreap_reap_stale(sessreap_handle* h, sessreap_report* report) {
+    return guarded([&] { return reap_stale(h, report); });
 }

@@ -55,6 +55,13 @@ struct Config {
         CgroupKill kill = CgroupKill::automatic;
     } cgroup;
 
+    // Launch records persisted so that children of a host that died can be
+    // reaped later (sessreap_reap_stale, sessreap-host reap-stale).
+    struct State {
+        std::string dir = "/run/sessreap/state"; // empty: records are not persisted
+        bool reap_stale_on_open = false;
+    } state;
+
     struct Log {
         int level = 6; // LOG_INFO
         LogSink sink = LogSink::automatic;

@@ -45,7 +45,8 @@ sessreap_report new_report() {
 TEST(Abi, ExportsOnlyEntryPoints) {
     std::set<std::string> expected = {
         "sessreap_abi_version", "sessreap_version", "sessreap_last_error", "sessreap_open",
-        "sessreap_close",       "sessreap_launch",  "sessreap_forget",     "sessreap_teardown"};
+        "sessreap_close",       "sessreap_launch",  "sessreap_forget",     "sessreap_teardown",
+        "sessreap_reap_stale"};
     EXPECT_EQ(exported_symbols(SESSREAP_MODULE_PATH), expected);
 }
 

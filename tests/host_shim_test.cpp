@@ -142,3 +142,45 @@ TEST(HostShimUsage, HelpVersionAndBadOptions) {
     EXPECT_EQ(bad_module.status, 125);
     EXPECT_NE(bad_module.err.find("Failed to load module"), std::string::npos);
 }
+
+// A sessreap-host killed with SIGKILL leaves its command's session running;
+// reap-stale tears down exactly that session, and a decoy lives on.
+TEST_F(HostShim, ReapStaleKillsWhatDeadHostLeftAndOnlyThat) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    std::string state = R"({"state": {"dir": ")" + dir_ + R"(/state"}})";
+    PidChannel ch;
+    HeldChild decoy([&] {
+        fork_sleeper(ch, true, "sleep");
+        for (;;) pause();
+    });
+    decoy.release();
+    std::vector<pid_t> decoys = ch.collect(1);
+    ASSERT_EQ(decoys.size(), 1u);
+
+    pid_t host = fork();
+    if (host == 0) {
+        execl(kHost.c_str(), kHost.c_str(), "run", "--module", kModule.c_str(), "--config-json",
+              state.c_str(), "--", "sh", "-c",
+              ("sh '" + kEscapees + "' '" + pidfile_ + "'; exec sleep 1000").c_str(), nullptr);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && read_pids().size() < 7; ++i) usleep(20'000);
+    ASSERT_EQ(read_pids().size(), 7u);
+    kill(host, SIGKILL); // our own child: the host dies without tearing down
+    waitpid(host, nullptr, 0);
+    for (pid_t pid : read_pids()) ASSERT_TRUE(alive(pid)) << pid;
+
+    CommandResult res =
+        run_command({kHost, "reap-stale", "--module", kModule, "--config-json", state});
+    EXPECT_EQ(res.status, 0) << res.err;
+    EXPECT_NE(res.err.find("reaped 1 stale launch record(s)"), std::string::npos) << res.err;
+    for (pid_t pid : read_pids()) EXPECT_FALSE(alive(pid)) << pid;
+    EXPECT_TRUE(alive(decoys[0]));
+    EXPECT_TRUE(alive(decoy.pid()));
+
+    // The record is gone: a second run finds nothing.
+    res = run_command({kHost, "reap-stale", "--module", kModule, "--config-json", state});
+    EXPECT_EQ(res.status, 0);
+    EXPECT_NE(res.err.find("no stale launch records"), std::string::npos) << res.err;
+    kill_own(decoys[0]);
+}

@@ -143,10 +143,18 @@ TEST_F(Reliability, SurvivesConcurrentLaunchTeardownAndHandleChurn) {
 
     std::atomic<int> failures{0}, done{0};
     std::mutex error_mutex;
-    std::string first_error;
+    std::string first_error, warnings;
     {
         TestHandle th(module_, R"({"teardown": {"grace_ms": 2000}})");
         std::atomic<bool> stop{false};
+        struct Drain {
+            TestHandle& th;
+            std::string& out;
+            ~Drain() {
+                for (auto& line : th.log)
+                    if (line.rfind("Sent ", 0) != 0) out += line + "\n";
+            }
+        } drain{th, warnings};
         auto worker = [&](int count) {
             for (int i = 0; i < count; ++i) {
                 int gate = -1;
@@ -183,6 +191,7 @@ TEST_F(Reliability, SurvivesConcurrentLaunchTeardownAndHandleChurn) {
         churn2.join();
     }
     EXPECT_EQ(done.load(), 1000);
+    EXPECT_TRUE(warnings.empty()) << warnings;
     EXPECT_EQ(failures.load(), 0) << first_error;
     for (pid_t pid : decoy_members) EXPECT_TRUE(alive(pid)) << pid;
     for (auto& d : decoys) EXPECT_TRUE(alive(d->pid()));

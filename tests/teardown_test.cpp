@@ -305,3 +305,30 @@ TEST_F(Teardown, ReturnsAtCapWithSurvivorsListed) {
     EXPECT_STREQ(survivors[0].comm, "stubborn");
     EXPECT_TRUE(alive(pids[0]));
 }
+
+// A record without a pidfd (as read back from disk) whose leader pid now
+// names a process with another start time sweeps nothing.
+TEST_F(Teardown, SkipsRecycledSessionIdByStartTime) {
+    HeldChild other([] { for (;;) pause(); });
+    other.release();
+    sessreap::Config cfg;
+    sessreap::Logger log;
+    auto proc = sessreap::open_proc();
+    ASSERT_TRUE(proc.ok());
+    sessreap::StatFields st;
+    ASSERT_EQ(sessreap::read_stat(proc->get(), other.pid(), &st), 0);
+
+    sessreap::LaunchRecord rec; // no pidfd
+    rec.pid = rec.session = rec.pgrp = other.pid();
+    rec.starttime = st.starttime - 1; // the recorded leader started earlier
+    sessreap::Report report;
+    sessreap::TeardownContext ctx{cfg, log, proc->get(), sessreap::HostIds::current()};
+    EXPECT_EQ(sessreap::teardown(ctx, rec, &report), 0);
+    EXPECT_TRUE(report.guards & SESSREAP_GUARD_RECYCLED);
+    EXPECT_TRUE(alive(other.pid()));
+
+    rec.starttime = st.starttime; // the same process: it is torn down
+    sessreap::Report again;
+    EXPECT_EQ(sessreap::teardown(ctx, rec, &again), 0);
+    EXPECT_FALSE(alive(other.pid()));
+}

@@ -241,6 +241,31 @@ struct sessreap_report {
 int sessreap_teardown(sessreap_handle *h, pid_t pid,
                       struct sessreap_report *report);
 
+/* ---- Recovery after a host died ---------------------------------------- */
+
+/* Each launch record is also written under the state directory
+ * ("state.dir", default /run/sessreap/state for root, else
+ * $XDG_RUNTIME_DIR/sessreap/state) and removed at teardown or forget.
+ *
+ * Tears down the children recorded by hosts that are gone (their pid no
+ * longer names a live process with the recorded start time). A record is
+ * skipped, never acted on, when it was written before the last boot (it is
+ * deleted) or in another PID namespace; a record whose child's pid now names
+ * a process with another start time sweeps nothing (the ids were recycled).
+ * Each record is claimed by renaming it, so concurrent reapers never tear
+ * the same one down twice. report (may be NULL) sums every teardown.
+ *
+ * With "state.reap_stale_on_open", sessreap_open() does the same for the
+ * records of dead hosts that ran the same executable as the caller.
+ *
+ * Returns the number of records torn down (0 when none, or when the state
+ * directory is off), or:
+ *   -EBADF   h is not an open handle
+ *   -EINVAL  report->size is too small
+ *   -ETIMEDOUT
+ *            some torn-down session still had processes at the cap */
+int sessreap_reap_stale(sessreap_handle *h, struct sessreap_report *report);
+
 #ifdef __cplusplus
 }
 #endif

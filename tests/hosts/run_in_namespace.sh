@@ -11,4 +11,6 @@ if ! unshare --pid --fork --mount-proc true 2>/dev/null; then
     echo "skipped: unshare --pid --fork --mount-proc is not permitted here" >&2
     exit 77
 fi
-exec unshare --pid --fork --mount-proc --kill-child "$@"
+# A private /run too, so that launch records the test writes stay in here.
+exec unshare --pid --fork --mount-proc --kill-child \
+    sh -c 'mount -t tmpfs -o mode=755 tmpfs /run && exec "$@"' run-in-namespace "$@"

@@ -2,7 +2,7 @@
 // Test main that runs every test inside a private PID and mount namespace.
 //
 // Tests here kill processes. When root, the binary unshares a PID namespace
-// with its own /proc: PID 1 there is a small init that reaps orphans, the
+// with its own /proc (and its own /run): PID 1 there is a small init that reaps orphans, the
 // tests run as PID 2, and when they end the kernel kills whatever is left in
 // the namespace, so a bug cannot reach the rest of the machine.
 #include <errno.h>
@@ -59,8 +59,11 @@ Entered enter_namespace(int* exit_status) {
     }
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // A private /proc for the new PID namespace, and a private /run so that
+    // launch records and other runtime state of the tests stay in here.
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0 ||
+        mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
         _exit(125);
 
     pid_t runner = fork();

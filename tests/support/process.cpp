@@ -204,6 +204,7 @@ Module::Module() {
     resolve(dl, "sessreap_launch", &launch);
     resolve(dl, "sessreap_forget", &forget);
     resolve(dl, "sessreap_teardown", &teardown);
+    resolve(dl, "sessreap_reap_stale", &reap_stale);
 }
 
 Module::~Module() {
@@ -211,7 +212,9 @@ Module::~Module() {
 }
 
 static void collect_log(void* userdata, int, const char* message) {
-    static_cast<TestHandle*>(userdata)->log.push_back(message);
+    auto* th = static_cast<TestHandle*>(userdata);
+    std::lock_guard lock(th->log_mutex);
+    th->log.push_back(message);
 }
 
 TestHandle::TestHandle(Module& module, const std::string& config_json) : m(module) {
@@ -229,7 +232,8 @@ TestHandle::~TestHandle() {
     if (h) m.close(h);
 }
 
-bool TestHandle::logged(const std::string& needle) const {
+bool TestHandle::logged(const std::string& needle) {
+    std::lock_guard lock(log_mutex);
     for (const std::string& line : log)
         if (line.find(needle) != std::string::npos) return true;
     return false;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,7 @@ struct Module {
     decltype(&sessreap_launch) launch;
     decltype(&sessreap_forget) forget;
     decltype(&sessreap_teardown) teardown;
+    decltype(&sessreap_reap_stale) reap_stale;
 };
 
 // Opens a handle with only the given inline configuration (no system
@@ -100,8 +102,9 @@ struct TestHandle {
     ~TestHandle();
     Module& m;
     sessreap_handle* h = nullptr;
+    std::mutex log_mutex; // the module logs from whichever thread calls it
     std::vector<std::string> log;
-    bool logged(const std::string& needle) const;
+    bool logged(const std::string& needle);
 };
 
 // Runs a command with fork/exec and returns its exit status and stderr.
