@@ -53,6 +53,8 @@ std::optional<TextProblem> check_json_text(std::string_view text) {
         }
 
         char c = text[i];
+        if (c == '\0') // nlohmann_json takes a NUL byte for the end of input and ignores the rest
+            return TextProblem{i, "expected text without NUL bytes, got byte 0x00"};
         if (in_string && c == '\\') {
             len = i + 1 < text.size() && uint8_t(text[i + 1]) < 0x80 ? 2 : 1;
         } else if (c == '"') {

@@ -25,8 +25,9 @@ struct TextProblem {
     std::string what; // e.g. "expected UTF-8 text, got byte 0xff"
 };
 
-// Checks what nlohmann_json does not report with a position: invalid UTF-8 anywhere in the
-// text and nesting deeper than json_max_depth. Returns the first problem, if any.
+// Checks what nlohmann_json does not report with a position, or not at all: invalid UTF-8
+// anywhere in the text, NUL bytes (which it takes for the end of input) and nesting deeper
+// than json_max_depth. Returns the first problem, if any.
 std::optional<TextProblem> check_json_text(std::string_view text);
 
 // Turns byte offsets into lines and columns.

@@ -574,6 +574,14 @@ TEST_F(ConfigLoader, RejectsInvalidUtf8AtFirstBadByte) {
     EXPECT_EQ(e.message, path + ":1:27: expected UTF-8 text, got byte 0xc3");
 }
 
+// A NUL byte does not end the document early: what follows it would be ignored.
+TEST_F(ConfigLoader, RejectsNulByte) {
+    std::string path = write(etc_, "50-site.json", std::string("{}\n\0{\"x\": 1}", 12));
+
+    EXPECT_EQ(load_error(sources()).message,
+              path + ":2:1: expected text without NUL bytes, got byte 0x00");
+}
+
 // UTF-16 surrogates encoded in UTF-8 are not UTF-8 either.
 TEST_F(ConfigLoader, RejectsEncodedSurrogate) {
     ConfigSources s = sources();
