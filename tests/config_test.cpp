@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -639,7 +640,7 @@ TEST_F(ConfigLoader, RejectsSymlinkLoop) {
     Error e = load_error(sources());
 
     EXPECT_EQ(e.code, ELOOP);
-    EXPECT_EQ(e.message, "Failed to open " + etc_ + "/50-a.json: " + strerror(ELOOP));
+    EXPECT_EQ(e.message, "Failed to open " + etc_ + "/50-a.json: " + errno_string(ELOOP));
 }
 
 // A drop-in directory that is a symlink to itself fails with ELOOP too.
@@ -650,7 +651,7 @@ TEST_F(ConfigLoader, RejectsDirectorySymlinkLoop) {
     Error e = load_error(sources());
 
     EXPECT_EQ(e.code, ELOOP);
-    EXPECT_EQ(e.message, "Failed to open directory " + run_ + ": " + strerror(ELOOP));
+    EXPECT_EQ(e.message, "Failed to open directory " + run_ + ": " + errno_string(ELOOP));
 }
 
 // A dangling symlink is an error, not a silently missing drop-in.
@@ -660,7 +661,7 @@ TEST_F(ConfigLoader, RejectsDanglingSymlink) {
     Error e = load_error(sources());
 
     EXPECT_EQ(e.code, ENOENT);
-    EXPECT_EQ(e.message, "Failed to open " + etc_ + "/50-gone.json: " + strerror(ENOENT));
+    EXPECT_EQ(e.message, "Failed to open " + etc_ + "/50-gone.json: " + errno_string(ENOENT));
 }
 
 // Runs load_config as the unprivileged user nobody in a child, since root reads anything.
@@ -705,7 +706,7 @@ TEST_F(ConfigLoader, RejectsUnreadableFile) {
 
     if (!e) GTEST_SKIP() << "cannot run as uid 65534 here";
     EXPECT_EQ(e->code, EACCES);
-    EXPECT_EQ(e->message, "Failed to open " + path + ": " + strerror(EACCES));
+    EXPECT_EQ(e->message, "Failed to open " + path + ": " + errno_string(EACCES));
 }
 
 // A drop-in directory the process may not list fails with EACCES, naming the directory.
@@ -717,7 +718,7 @@ TEST_F(ConfigLoader, RejectsUnreadableDirectory) {
 
     if (!e) GTEST_SKIP() << "cannot run as uid 65534 here";
     EXPECT_EQ(e->code, EACCES);
-    EXPECT_EQ(e->message, "Failed to open directory " + etc_ + ": " + strerror(EACCES));
+    EXPECT_EQ(e->message, "Failed to open directory " + etc_ + ": " + errno_string(EACCES));
 }
 
 // One invalid drop-in fails the whole load, even when later files would override the key.
