@@ -5,9 +5,12 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "util.h"
 
@@ -80,6 +83,39 @@ struct ConfigSources {
 
 // Loads defaults, then drop-ins, then the host's additions. On failure the
 // error names the file, line and column, the key path and what was expected.
+// Errors: EINVAL for invalid content (also a file over 1 MiB or one that is not a
+// regular file); the errno of a failed open or read (EACCES, ELOOP, EIO, ...).
+// See docs/configuration.md.
 Result<Config> load_config(const ConfigSources& sources);
+
+// The effective configuration and where each of its values came from.
+struct EffectiveConfig {
+    Config config;
+    nlohmann::json json; // every key, defaults included, in the drop-in format
+    // Leaf key path ("teardown.grace_ms", "exclude") -> the drop-in's path,
+    // "<default>" or "<inline>".
+    std::map<std::string, std::string> origins;
+};
+
+// load_config, keeping the merged document and the origin of every key.
+Result<EffectiveConfig> load_effective_config(const ConfigSources& sources);
+
+// Validates each file on its own as a drop-in and returns every error found,
+// in order (empty when all are valid). An empty file or a /dev/null link is valid.
+std::vector<Error> check_config_files(const std::vector<std::string>& files);
+
+// Validates one document given as text; origin names it in the messages.
+std::vector<Error> check_config_text(const std::string& origin, const std::string& text);
+
+// Renders config in the drop-in format, every key present; loading the result
+// as a drop-in yields config again (except each exclude rule's origin).
+nlohmann::json config_to_json(const Config& config);
+
+// Every leaf key path the loader accepts, "teardown.grace_ms" ... "exclude[].uid".
+std::vector<std::string> config_key_paths();
+
+// The drop-in directories of sources, lowest precedence first: vendor, /etc and
+// /run under the root (when system_dirs), then the extra directories.
+std::vector<std::string> config_drop_in_dirs(const ConfigSources& sources);
 
 } // namespace sessreap

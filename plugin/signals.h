@@ -4,7 +4,9 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "util.h"
 
@@ -20,10 +22,14 @@ int pidfd_signal(int pidfd, int sig);
 // True when the process behind pidfd has exited (the pidfd polls readable).
 bool pidfd_exited(int pidfd);
 
-// "SIGTERM" for 15; "SIG42" for a number with no name.
-std::string signal_name(int sig);
+// "SIGTERM", "TERM", "SIGRTMIN+2", "RTMAX-1" -> the signal number on this
+// system. Numbers are not names: they differ between architectures.
+std::optional<int> signal_from_name(std::string_view name);
 
-// Parses "SIGTERM", "TERM" or "15". Returns the number or 0.
-int signal_from_name(std::string_view name);
+// The canonical name, "SIGTERM" or "SIGRTMIN+2"; "" for a number that is no signal.
+std::string signal_to_name(int sig);
+
+// For logs: the canonical name, or "SIG42" for a number with no name.
+std::string signal_name(int sig);
 
 } // namespace sessreap

@@ -161,13 +161,14 @@ TEST(ProcOpen, RefusesMissingProc) {
     EXPECT_NE(proc.error().message.find("/nonexistent-proc"), std::string::npos);
 }
 
-// Signal names parse with or without the SIG prefix, and as numbers.
-TEST(SignalNames, ParsesNamesAndNumbers) {
+// Signal names parse with or without the SIG prefix; numbers are no names.
+TEST(SignalNames, ParsesNamesNotNumbers) {
     EXPECT_EQ(signal_from_name("SIGTERM"), SIGTERM);
     EXPECT_EQ(signal_from_name("KILL"), SIGKILL);
-    EXPECT_EQ(signal_from_name("9"), 9);
-    EXPECT_EQ(signal_from_name("SIGNOPE"), 0);
-    EXPECT_EQ(signal_from_name("0"), 0);
-    EXPECT_EQ(signal_from_name(""), 0);
+    EXPECT_EQ(signal_from_name("SIGRTMIN+2"), SIGRTMIN + 2);
+    EXPECT_EQ(signal_from_name("9"), std::nullopt);
+    EXPECT_EQ(signal_from_name("SIGNOPE"), std::nullopt);
+    EXPECT_EQ(signal_from_name(""), std::nullopt);
     EXPECT_EQ(signal_name(SIGTERM), "SIGTERM");
+    EXPECT_EQ(signal_name(0), "SIG0");
 }
