@@ -75,6 +75,36 @@ void scrub_cgroup(const std::string& path) {
     rmdir(path.c_str());
 }
 
+// Thaws and removes a v1 freezer cgroup this test created, once its tasks have left.
+void scrub_freezer(const std::string& dir) {
+    if (!write_text(dir + "/freezer.state", "THAWED")) return;
+    int64_t until = now_ns() + 5 * kSecond;
+    while (rmdir(dir.c_str()) < 0 && errno == EBUSY && now_ns() < until) usleep(5000);
+}
+
+// Forks a process that cleans up the test's cgroups once it gets SIGTERM: from TearDown, or
+// through PR_SET_PDEATHSIG when the test process dies first, so even a test killed by a
+// timeout leaves nothing frozen and no cgroup behind.
+pid_t start_watchdog(const std::string& parent, const std::string& freezer) {
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &old);
+    pid_t test = getpid();
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int sig;
+        if (getppid() == test) sigwait(&term, &sig);
+        scrub_freezer(freezer);
+        scrub_cgroup(parent);
+        _exit(0);
+    }
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    return pid;
+}
+
 UniqueFd open_pidfd(pid_t pid) {
     return UniqueFd(int(syscall(SYS_pidfd_open, pid, 0)));
 }
@@ -97,9 +127,17 @@ std::vector<pid_t> children_of(pid_t pid) {
     for (;;) pause();
 }
 
+void exit_on_term(int) {
+    _exit(0);
+}
+
 // The workload: waits for a byte on go, then starts a setsid escapee and a double-forked
 // daemon, and reports one byte per process on ready once all three stand.
 [[noreturn]] void run_workload(int go, int ready) {
+    // A handler, unlike the default action, only runs once the task is thawed: a fatal
+    // signal reaches a task frozen by cgroup v2, a handled one waits.
+    signal(SIGTERM, exit_on_term);
+
     char byte;
     if (read(go, &byte, 1) != 1) _exit(1);
 
@@ -215,18 +253,25 @@ protected:
         }
         created_ = true;
         cfg_.parent = parent_;
+        freezer_ = "/sys/fs/cgroup/freezer/" + parent_.substr(parent_.rfind('/') + 1);
+        watchdog_ = start_watchdog(parent_, freezer_);
+        ASSERT_GT(watchdog_, 0);
     }
 
     void TearDown() override {
+        if (!created_) return;
+
         // A v1-frozen process ignores SIGKILL until thawed, so thaw first.
-        for (const auto& dir : freezers_) write_text(dir + "/freezer.state", "THAWED");
+        write_text(freezer_ + "/freezer.state", "THAWED");
         if (tree_.holder > 0) children_.push_back(tree_.holder);
         for (pid_t pid : children_) {
             kill(pid, SIGKILL);
             waitpid(pid, nullptr, 0);
         }
-        if (created_) scrub_cgroup(parent_);
-        for (const auto& dir : freezers_) rmdir(dir.c_str());
+
+        kill(watchdog_, SIGTERM);
+        waitpid(watchdog_, nullptr, 0);
+        EXPECT_FALSE(exists(parent_)) << "the test cgroup was left behind";
     }
 
     // A plain child that waits to be killed, signalled only by this pid.
@@ -303,20 +348,19 @@ protected:
         if (statfs("/sys/fs/cgroup/freezer", &fs) < 0 || fs.f_type != CGROUP_SUPER_MAGIC) {
             GTEST_SKIP() << "no cgroup v1 freezer at /sys/fs/cgroup/freezer";
         }
-        std::string dir = "/sys/fs/cgroup/freezer/" + parent_.substr(parent_.rfind('/') + 1);
-        ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << strerror(errno);
-        freezers_.push_back(dir);
-        ASSERT_TRUE(write_text(dir + "/cgroup.procs", std::to_string(pid)));
-        ASSERT_TRUE(write_text(dir + "/freezer.state", "FROZEN"));
-        ASSERT_TRUE(wait_for_text(dir + "/freezer.state", "FROZEN", 5 * kSecond));
+        ASSERT_EQ(mkdir(freezer_.c_str(), 0755), 0) << strerror(errno);
+        ASSERT_TRUE(write_text(freezer_ + "/cgroup.procs", std::to_string(pid)));
+        ASSERT_TRUE(write_text(freezer_ + "/freezer.state", "FROZEN"));
+        ASSERT_TRUE(wait_for_text(freezer_ + "/freezer.state", "FROZEN", 5 * kSecond));
     }
 
     std::string parent_;
     bool created_ = false;
     Config::Cgroup cfg_;
     Tree tree_;
+    std::string freezer_; // a v1 freezer cgroup, made only by tests that need one
+    pid_t watchdog_ = -1;
     std::vector<pid_t> children_;
-    std::vector<std::string> freezers_;
 };
 
 // On a cgroup2 system the mount found is a cgroup2 file system.
@@ -505,10 +549,11 @@ TEST_F(CgroupTest, StopsAtDeadlineWithUnkillableProcess) {
             << result.error().message;
         EXPECT_LT(late, 50 * kMs) << "blocked past the deadline";
         EXPECT_TRUE(exists(rec->path));
+        EXPECT_EQ(read_text(rec->path + "/cgroup.freeze"), "0\n") << "left frozen";
     }
 
     // Once thawed, the pending SIGKILL ends it and teardown succeeds.
-    write_text(freezers_.front() + "/freezer.state", "THAWED");
+    write_text(freezer_ + "/freezer.state", "THAWED");
     auto result =
         cgroup_kill_and_remove(*rec, SIGKILL, now_ns() + 5 * kSecond, CgroupKill::automatic);
     ASSERT_TRUE(result.ok()) << result.error().message;
