@@ -46,16 +46,22 @@ Error sys_error(int code, std::string what) {
     return make_error(code, "Failed to " + what + ": " + errno_string(code));
 }
 
+// Reads errno before anything can allocate, since building a message may change it.
+Error errno_error(std::string_view what, std::string_view name = {}) {
+    int code = errno;
+    return make_error(code, std::string(what).append(name));
+}
+
 Result<std::string> read_at(int dir, const char* name) {
     UniqueFd fd(openat(dir, name, O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return make_error(errno, std::string("open ") + name);
+    if (!fd.valid()) return errno_error("open ", name);
 
     std::string text;
     char buf[4096];
     for (;;) {
         ssize_t n = read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return make_error(errno, std::string("read ") + name);
+        if (n < 0) return errno_error("read ", name);
         if (n == 0) return text;
         text.append(buf, size_t(n));
     }
@@ -63,13 +69,13 @@ Result<std::string> read_at(int dir, const char* name) {
 
 Status write_at(int dir, const char* name, std::string_view text) {
     UniqueFd fd(openat(dir, name, O_WRONLY | O_CLOEXEC));
-    if (!fd.valid()) return make_error(errno, std::string("open ") + name);
+    if (!fd.valid()) return errno_error("open ", name);
 
     // cgroup files take one value per write(2); a short write does not happen on kernfs.
     ssize_t n;
     do n = write(fd.get(), text.data(), text.size());
     while (n < 0 && errno == EINTR);
-    if (n < 0) return make_error(errno, std::string("write ") + name);
+    if (n < 0) return errno_error("write ", name);
     return Ok{};
 }
 
@@ -151,11 +157,10 @@ Result<std::vector<std::string>> cgroup2_mounts() {
         if (fstype != "cgroup2") continue;
 
         std::string_view head = line.substr(0, dash);
-        size_t field = 0, start = 0;
-        while (field < 4 && start != std::string_view::npos) {
+        size_t start = 0;
+        for (int field = 0; field < 4 && start != std::string_view::npos; field++) {
             start = head.find(' ', start);
             if (start != std::string_view::npos) start++;
-            field++;
         }
         if (start == std::string_view::npos) continue;
         std::string_view point = head.substr(start, head.find(' ', start) - start);
@@ -164,36 +169,61 @@ Result<std::vector<std::string>> cgroup2_mounts() {
     return mounts;
 }
 
+// Prefers the usual places for cgroup2 over whatever else mountinfo lists.
+Result<std::string> find_mount() {
+    auto mounts = cgroup2_mounts();
+    if (!mounts) return mounts.error();
+
+    for (const char* preferred : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+        if (std::find(mounts->begin(), mounts->end(), preferred) != mounts->end()) {
+            return std::string(preferred);
+        }
+    }
+    if (!mounts->empty()) return mounts->front();
+    return make_error(ENOENT, "No cgroup2 file system is mounted (none in /proc/self/mountinfo)");
+}
+
+Error not_cgroup2(const std::string& path, unsigned long f_type) {
+    char type[32];
+    snprintf(type, sizeof type, "0x%lx", f_type);
+    std::string what = f_type == CGROUP_SUPER_MAGIC
+                           ? "is in a cgroup v1 hierarchy"
+                           : std::string("is not on a cgroup2 file system (f_type ") + type + ")";
+    std::string hint;
+    if (auto mount = find_mount()) hint = " (cgroup2 is mounted at \"" + *mount + "\")";
+    return make_error(EMEDIUMTYPE, "The cgroup parent \"" + path + "\" " + what +
+                                       "; it must be a delegated cgroup2 directory" + hint);
+}
+
 // Opens path as a directory and checks it is on cgroup2.
 Result<UniqueFd> open_cgroup2_dir(const std::string& path) {
     if (path.empty()) return make_error(EINVAL, "The cgroup parent is empty");
 
     UniqueFd fd(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid()) return sys_error(errno, "open cgroup parent \"" + path + "\"");
+    if (!fd.valid()) {
+        int code = errno;
+        return sys_error(code, "open cgroup parent \"" + path + "\"");
+    }
 
     struct statfs fs {};
-    if (fstatfs(fd.get(), &fs) < 0) return sys_error(errno, "statfs \"" + path + "\"");
-    if (fs.f_type != CGROUP2_SUPER_MAGIC) {
-        char type[32];
-        snprintf(type, sizeof type, "0x%lx", (unsigned long)fs.f_type);
-        return make_error(EMEDIUMTYPE, "The cgroup parent \"" + path +
-                                           "\" is not on a cgroup2 file system (f_type " + type +
-                                           "); it must be a delegated cgroup v2 "
-                                           "directory, not cgroup v1 or a plain directory");
+    if (fstatfs(fd.get(), &fs) < 0) {
+        int code = errno;
+        return sys_error(code, "statfs \"" + path + "\"");
     }
+    if (fs.f_type != CGROUP2_SUPER_MAGIC) return not_cgroup2(path, fs.f_type);
     return fd;
 }
 
 Result<UniqueFd> open_child(int dir, const char* name) {
     UniqueFd fd(openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return make_error(errno, std::string("open ") + name);
+    if (!fd.valid()) return errno_error("open ", name);
     return fd;
 }
 
 // Calls fn(child_fd, name) for every child cgroup of dir.
 template <typename Fn> Status for_each_child(int dir, Fn&& fn) {
     int list_fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (list_fd < 0) return make_error(errno, "open cgroup directory");
+    if (list_fd < 0) return errno_error("open cgroup directory");
     DIR* d = fdopendir(list_fd);
     if (!d) {
         int code = errno;
@@ -248,14 +278,14 @@ Status collect_pids(int dir, int depth, std::vector<pid_t>& out) {
 Result<bool> wait_events(int dir, const char* key, int want, int64_t until_ns) {
     UniqueFd fd(openat(dir, "cgroup.events", O_RDONLY | O_CLOEXEC));
     if (!fd.valid() && is_gone(errno)) return true;
-    if (!fd.valid()) return make_error(errno, "open cgroup.events");
+    if (!fd.valid()) return errno_error("open cgroup.events");
 
     for (;;) {
         char buf[256];
         ssize_t n = pread(fd.get(), buf, sizeof buf - 1, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && is_gone(errno)) return true;
-        if (n < 0) return make_error(errno, "read cgroup.events");
+        if (n < 0) return errno_error("read cgroup.events");
         if (events_field(std::string_view(buf, size_t(n)), key) == want) return true;
 
         int64_t left = until_ns - now_ns();
@@ -268,7 +298,7 @@ Result<bool> wait_events(int dir, const char* key, int want, int64_t until_ns) {
         timespec ts{time_t(left / 1'000'000'000), long(left % 1'000'000'000)};
         pollfd p{fd.get(), POLLPRI, 0};
         if (ppoll(&p, 1, &ts, nullptr) < 0 && errno != EINTR) {
-            return make_error(errno, "poll cgroup.events");
+            return errno_error("poll cgroup.events");
         }
     }
 }
@@ -287,7 +317,7 @@ Status remove_children(int dir, int depth) {
         Status s = remove_children(child, depth + 1);
         if (!s) return s;
         if (unlinkat(dir, name.c_str(), AT_REMOVEDIR) < 0 && !is_gone(errno)) {
-            return make_error(errno, "remove nested cgroup \"" + name + "\"");
+            return errno_error("remove nested cgroup ", name);
         }
         return Ok{};
     });
@@ -323,7 +353,7 @@ Status remove_cgroup(CgroupRecord& rec) {
         return make_error(ESTALE, "find \"" + name + "\" in its parent");
     }
     if (unlinkat(parent->get(), name.c_str(), AT_REMOVEDIR) < 0 && !is_gone(errno)) {
-        return make_error(errno, "remove the directory");
+        return errno_error("remove the directory");
     }
     rec.dir.reset();
     return Ok{};
@@ -350,7 +380,7 @@ Status signal_batch(int dir, const std::vector<pid_t>& pids, int sig,
         // pidfd_open() is Linux 5.3, cgroup.freeze 5.2. On 5.2 the pid is frozen, so it
         // can neither exit nor be reused unless something else sends it SIGKILL.
         if (!fd.valid() && errno == ENOSYS) have_pidfd = false;
-        if (!fd.valid() && errno != ENOSYS) return make_error(errno, "pidfd_open");
+        if (!fd.valid() && errno != ENOSYS) return errno_error("pidfd_open");
         pinned.emplace_back(pid, std::move(fd));
     }
 
@@ -366,8 +396,9 @@ Status signal_batch(int dir, const std::vector<pid_t>& pids, int sig,
         int r = have_pidfd ? pidfd_send_signal(fd.get(), sig) : kill(pid, sig);
         // ESRCH: it died on its own meanwhile, which is what we want.
         if (r < 0 && errno != ESRCH) {
-            return make_error(errno, "send signal " + std::to_string(sig) + " to process " +
-                                         std::to_string(pid));
+            int code = errno;
+            return make_error(code, "send signal " + std::to_string(sig) + " to process " +
+                                        std::to_string(pid));
         }
         signalled.insert(pid);
     }
@@ -451,16 +482,7 @@ Error left_at_deadline(const CgroupRecord& rec) {
 } // namespace
 
 Result<std::string> find_cgroup2_mount() {
-    auto mounts = cgroup2_mounts();
-    if (!mounts) return mounts.error();
-
-    for (const char* preferred : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
-        if (std::find(mounts->begin(), mounts->end(), preferred) != mounts->end()) {
-            return std::string(preferred);
-        }
-    }
-    if (!mounts->empty()) return mounts->front();
-    return make_error(ENOENT, "No cgroup2 file system is mounted (none in /proc/self/mountinfo)");
+    return find_mount();
 }
 
 Status cgroup_check_parent(const std::string& path) {
@@ -482,8 +504,9 @@ Result<CgroupRecord> cgroup_create_for(const Config::Cgroup& cfg, pid_t pid) {
     for (int attempt = 0;; attempt++) {
         name = "sessreap-" + std::to_string(pid) + "-" + std::to_string(counter++);
         if (mkdirat(parent->get(), name.c_str(), 0755) == 0) break;
-        if (errno != EEXIST || attempt == 15) {
-            return sys_error(errno, "create cgroup \"" + cfg.parent + "/" + name + "\"");
+        int code = errno;
+        if (code != EEXIST || attempt == 15) {
+            return sys_error(code, "create cgroup \"" + cfg.parent + "/" + name + "\"");
         }
     }
 

@@ -35,7 +35,7 @@ Status cgroup_check_parent(const std::string& path);
 // Creates PARENT/sessreap-PID-N under cfg.parent and moves pid into it. The caller
 // guarantees pid has not forked yet, so the whole tree starts inside. On failure nothing is
 // left behind.
-// Errors: those of cgroup_check_parent; EACCES, EROFS, ENOSPC (cgroup.max.descendants or
+// Errors: those of cgroup_check_parent; EACCES, EROFS, EAGAIN (cgroup.max.descendants or
 // cgroup.max.depth reached) from mkdir; ESRCH pid is gone; EACCES the caller may not move pid
 // (cgroup v2 delegation: it needs write access to cgroup.procs of the common ancestor of
 // both cgroups); EOPNOTSUPP the parent is in a threaded subtree; EBUSY the cgroup was given
