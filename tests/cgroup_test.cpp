@@ -423,6 +423,26 @@ TEST_F(CgroupTest, MovesPidIntoNewCgroup) {
     EXPECT_EQ(*pids, std::vector<pid_t>{pid});
 }
 
+// With a controller on in the parent's subtree_control, where the parent itself may hold no
+// process, the pid still moves into the new leaf.
+TEST_F(CgroupTest, MovesPidUnderParentWithControllers) {
+    std::istringstream available(read_text(parent_ + "/cgroup.controllers"));
+    std::string controller;
+    if (!(available >> controller)) GTEST_SKIP() << "no controller reaches " << parent_;
+    ASSERT_TRUE(write_text(parent_ + "/cgroup.subtree_control", "+" + controller));
+    pid_t pid = start_sleeper();
+    ASSERT_GT(pid, 0);
+    ASSERT_FALSE(write_text(parent_ + "/cgroup.procs", std::to_string(pid)))
+        << "the parent took a process: the rule this test is about does not apply";
+
+    auto rec = cgroup_create_for(cfg_, pid);
+    ASSERT_TRUE(rec.ok()) << rec.error().message;
+
+    auto pids = cgroup_list_pids(rec->dir.get());
+    ASSERT_TRUE(pids.ok());
+    EXPECT_EQ(*pids, std::vector<pid_t>{pid});
+}
+
 // A pid that is gone is reported as ESRCH and leaves no cgroup behind.
 TEST_F(CgroupTest, FailsCleanlyForVanishedPid) {
     pid_t pid = start_sleeper();
