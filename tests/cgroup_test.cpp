@@ -423,8 +423,7 @@ TEST_F(CgroupTest, MovesPidIntoNewCgroup) {
     EXPECT_EQ(*pids, std::vector<pid_t>{pid});
 }
 
-// With a controller on in the parent's subtree_control, where the parent itself may hold no
-// process, the pid still moves into the new leaf.
+// With a controller on in the parent's subtree_control the pid still moves into the leaf.
 TEST_F(CgroupTest, MovesPidUnderParentWithControllers) {
     std::istringstream available(read_text(parent_ + "/cgroup.controllers"));
     std::string controller;
@@ -547,8 +546,7 @@ TEST_F(CgroupTest, ForgetRemovesEmptyCgroup) {
     EXPECT_FALSE(exists(rec->path));
 }
 
-// A process SIGKILL cannot end (frozen by the v1 freezer) makes teardown fail at the
-// deadline, naming the pid, in both modes.
+// A process SIGKILL cannot end (v1-frozen) fails teardown at the deadline, naming it.
 TEST_F(CgroupTest, StopsAtDeadlineWithUnkillableProcess) {
     pid_t pid = start_sleeper();
     ASSERT_GT(pid, 0);
