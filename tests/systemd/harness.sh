@@ -19,6 +19,8 @@ readonly TARGET=sessreap-harness.target
 readonly REGISTRY=/run/sessreap-harness
 readonly START_TIMEOUT_S=${SESSREAP_HARNESS_TIMEOUT:-20}
 readonly SYSTEMD_BIN=${SESSREAP_SYSTEMD:-/lib/systemd/systemd}
+# The manager's own messages; "console" ones are not kept anywhere useful.
+readonly LOG_TARGET=${SESSREAP_HARNESS_LOG_TARGET:-journal}
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SELF
 
@@ -189,8 +191,8 @@ init_main() {
     export SYSTEMD_UNIT_PATH=$dir/units
     export SYSTEMD_GENERATOR_PATH=$dir/empty
     export SYSTEMD_ENVIRONMENT_GENERATOR_PATH=$dir/empty
-    exec "$SYSTEMD_BIN" --system --unit="$TARGET" --log-target=${SESSREAP_HARNESS_LOG_TARGET:-journal} --log-level=info \
-        --show-status=no
+    exec "$SYSTEMD_BIN" --system --unit="$TARGET" --log-target="$LOG_TARGET" \
+        --log-level=info --show-status=no
 }
 
 # The pid of the only child of the unshare process, once it exists.
