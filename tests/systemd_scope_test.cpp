@@ -46,15 +46,20 @@ bool inside() { return getenv(kInsideEnv) != nullptr; }
 double seconds_since(int64_t start_ns) { return double(sessreap::now_ns() - start_ns) / 1e9; }
 
 // Runs a shell command and returns its exit status and everything it printed.
+// Output goes through a file, not a pipe: a process the command leaves behind
+// would hold a pipe open and keep us reading until it dies.
 std::pair<int, std::string> run(const std::string& command) {
-    std::string out;
-    FILE* f = popen((command + " 2>&1").c_str(), "r");
-    if (!f) return {-1, "popen failed"};
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-    int status = pclose(f);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    char path[] = "/tmp/sessreap-scope-test-out.XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return {-1, "mkstemp failed"};
+    close(fd);
+
+    int status = system((command + " >" + path + " 2>&1 </dev/null").c_str());
+    std::ifstream f(path);
+    std::stringstream out;
+    out << f.rdbuf();
+    unlink(path);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out.str()};
 }
 
 // The harness manager of this test process, started on first use, stopped at exit.
@@ -71,7 +76,9 @@ public:
             return -1;
         }
         dir_ = dir;
-        auto [status, out] = run(kHarness + " start " + dir_);
+        // --owner: a test process killed on timeout still has its manager stopped.
+        auto [status, out] = run(kHarness + " start " + dir_ + " --owner " +
+                                 std::to_string(getpid()));
         if (status != 0) {
             error_ = "harness start failed: " + out;
             return -1;
@@ -119,9 +126,10 @@ void rerun_inside() {
     exe[len] = '\0';
 
     std::string filter = std::string(info->test_suite_name()) + "." + info->name();
-    auto [status, out] = run(kHarness + " exec " + std::to_string(manager) + " --scope -- env " +
-                             kInsideEnv + "=1 '" + exe + "' --gtest_color=no --gtest_filter=" +
-                             filter);
+    // timeout: a hang inside fails this test instead of stalling the whole run.
+    auto [status, out] = run("timeout -k 5 120 " + kHarness + " exec " +
+                             std::to_string(manager) + " --scope -- env " + kInsideEnv +
+                             "=1 '" + exe + "' --gtest_color=no --gtest_filter=" + filter);
     std::cout << out;
     EXPECT_EQ(status, 0) << "the run inside the manager failed";
     EXPECT_NE(out.find("[  PASSED  ] 1 test."), std::string::npos) << "inner test did not pass";
@@ -163,6 +171,21 @@ bool wait_exited(pid_t pid, std::chrono::milliseconds limit) {
         std::this_thread::sleep_for(10ms);
     }
     return true;
+}
+
+// Reaps our child within `limit`; a child still running then is killed and
+// reported as not having exited.
+bool wait_child(pid_t pid, std::chrono::milliseconds limit, int* status) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid) return true;
+        if (r < 0 || std::chrono::steady_clock::now() > deadline) break;
+        std::this_thread::sleep_for(10ms);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return false;
 }
 
 std::unique_ptr<ScopeClient> connect_system() {
@@ -369,7 +392,7 @@ TEST(SystemdScope, StopKillsChildEscapeeAndDaemon) {
     ASSERT_TRUE(stopped.ok()) << stopped.error().message;
 
     int status = 0;
-    ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
+    ASSERT_TRUE(wait_child(child.pid, 5s, &status)) << "the child survived";
     EXPECT_TRUE(WIFSIGNALED(status));
     for (pid_t pid : escaped) EXPECT_TRUE(wait_exited(pid, 5s)) << pid << " survived";
 }
@@ -401,7 +424,7 @@ TEST(SystemdScope, AdoptFindsAndStopsSystemdRunScope) {
     auto stopped = client->stop_unit(name);
     ASSERT_TRUE(stopped.ok()) << stopped.error().message;
     int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(wait_child(pid, 5s, &status)) << "sleep survived";
     EXPECT_TRUE(WIFSIGNALED(status));
 }
 
@@ -464,7 +487,7 @@ TEST(SystemdScope, UnprivilegedCallerIsDenied) {
     ASSERT_GT(pid, 0);
 
     int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(wait_child(pid, kTimeout * 3, &status));
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_TRUE(WEXITSTATUS(status) == EACCES || WEXITSTATUS(status) == EPERM)
         << "exit status " << WEXITSTATUS(status);

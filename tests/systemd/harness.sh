@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Runs a real systemd manager as PID 1 of private namespaces, for tests only.
 #
-#   harness.sh start DIR              start a manager, state under DIR; prints its pid
+#   harness.sh start DIR [--owner PID]
+#                                     start a manager, state under DIR; prints its pid;
+#                                     with --owner it is stopped once PID exits
 #   harness.sh exec PID [--scope] -- CMD...
 #                                     run CMD inside its namespaces; exit status passed
 #                                     through; --scope runs CMD in a transient scope
@@ -233,9 +235,31 @@ registry_read() {
     mapfile -t REC <"$REGISTRY/$pid"
 }
 
+# Field 22 of /proc/PID/stat, the start time: tells a pid from a later reuse of it.
+start_time() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    read -r -a fields <<<"$stat"
+    echo "${fields[19]}"
+}
+
+# Stops the manager once its owner exits, so a test killed on timeout leaks nothing.
+watch_owner() {
+    local pid=$1 owner=$2 since
+    since=$(start_time "$owner") || since=gone
+    while [[ $(start_time "$owner" || echo gone) == "$since" && $since != gone ]]; do
+        [[ -e $REGISTRY/$pid ]] || return 0
+        sleep 1
+    done
+    [[ -e $REGISTRY/$pid ]] && stop_main "$pid"
+}
+
 start_main() {
-    local dir cgroot own cg upid pid deadline
-    [[ $# -eq 1 ]] || die "usage: start DIR"
+    local dir cgroot own cg upid pid deadline owner=
+    [[ $# -eq 1 || ($# -eq 3 && $2 == --owner) ]] || die "usage: start DIR [--owner PID]"
+    [[ $# -eq 3 ]] && owner=$3
+    [[ -z $owner || $owner =~ ^[0-9]+$ ]] || die "not a pid: '$owner'"
     ((EUID == 0)) || die "start needs root"
     mkdir -p "$1"
     dir=$(readlink -f "$1")
@@ -283,6 +307,12 @@ start_main() {
         fi
         sleep 0.05
     done
+
+    if [[ -n $owner ]]; then
+        # Detached, and with no fd of the caller's: a caller reading our output
+        # up to end of file must not wait for the watcher.
+        setsid "$SELF" _watch "$pid" "$owner" </dev/null >>"$dir/manager.log" 2>&1 &
+    fi
     echo "$pid"
 }
 
@@ -360,6 +390,7 @@ main() {
     exec) [[ $# -ge 1 ]] || die "usage: exec PID [--scope] -- CMD..."; exec_main "$@" ;;
     status) [[ $# -eq 1 ]] || die "usage: status PID"; status_main "$1" ;;
     _init) init_main "$@" ;;
+    _watch) watch_owner "$@" ;;
     *) die "usage: harness.sh start DIR | exec PID [--scope] -- CMD... | stop PID | status PID" ;;
     esac
 }
