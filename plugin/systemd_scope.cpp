@@ -31,9 +31,13 @@ bool resolved_is_system(BusKind kind) {
     return kind == BusKind::system;
 }
 
-const char* bus_name(BusKind kind) { return resolved_is_system(kind) ? "system" : "user"; }
+const char* bus_name(BusKind kind) {
+    return resolved_is_system(kind) ? "system" : "user";
+}
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+std::string quoted(const std::string& s) {
+    return "'" + s + "'";
+}
 
 Error sd_error(int r, const std::string& what) {
     return make_error(-r, "Failed to " + what + ": " + errno_string(-r));
@@ -72,10 +76,10 @@ std::string scope_unit_name(const std::string& name, pid_t pid) {
     std::string escaped;
     for (size_t i = 0; i < name.size(); i++) {
         unsigned char c = name[i];
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     (c >= '0' && c <= '9') || c == '_' || c == ':' || (c == '.' && i > 0);
-        std::string piece = plain ? std::string(1, char(c))
-                                  : std::string{'\\', 'x', hex[c >> 4], hex[c & 15]};
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == ':' || (c == '.' && i > 0);
+        std::string piece =
+            plain ? std::string(1, char(c)) : std::string{'\\', 'x', hex[c >> 4], hex[c & 15]};
 
         // Cut only between characters so no escape is left half written.
         if (escaped.size() + piece.size() > kMaxEscapedName) break;
@@ -117,8 +121,9 @@ Result<std::unique_ptr<ScopeClient>> ScopeClient::connect(BusKind bus,
     return start(b, system ? BusKind::system : BusKind::user, timeout, what);
 }
 
-Result<std::unique_ptr<ScopeClient>> ScopeClient::connect_address(
-    const std::string& address, BusKind kind, std::chrono::milliseconds timeout) {
+Result<std::unique_ptr<ScopeClient>>
+ScopeClient::connect_address(const std::string& address, BusKind kind,
+                             std::chrono::milliseconds timeout) {
     sd_bus* b = nullptr;
     std::string what = "connect to the bus at " + quoted(address);
 
@@ -150,7 +155,8 @@ Result<std::unique_ptr<ScopeClient>> ScopeClient::start(sd_bus* bus, BusKind kin
     if (r < 0) return sd_error(r, what);
 
     int64_t deadline = now_ns() + int64_t(timeout.count()) * 1'000'000;
-    Status ready = client->pump(deadline, [&] { return sd_bus_is_ready(bus) > 0; }, what);
+    Status ready = client->pump(
+        deadline, [&] { return sd_bus_is_ready(bus) > 0; }, what);
     if (!ready) return ready.error();
 
     return client;
@@ -198,7 +204,8 @@ Result<BusMessage> ScopeClient::call(BusMessage m, const std::string& what,
     SlotPtr owned_slot(slot); // a late reply must not reach `pending` once we returned
 
     int64_t deadline = now_ns() + int64_t(timeout_.count()) * 1'000'000;
-    Status st = pump(deadline, [&] { return pending.reply != nullptr; }, what);
+    Status st = pump(
+        deadline, [&] { return pending.reply != nullptr; }, what);
     if (!st) return st.error();
 
     const sd_bus_error* e = sd_bus_message_get_error(pending.reply.get());
@@ -206,21 +213,20 @@ Result<BusMessage> ScopeClient::call(BusMessage m, const std::string& what,
     if (tolerated_error && sd_bus_error_has_name(e, tolerated_error)) return BusMessage();
 
     int code = sd_bus_error_get_errno(e);
-    return make_error(code > 0 ? code : EIO, "Failed to " + what + ": " +
-                                                 (e->message ? e->message : e->name));
+    return make_error(code > 0 ? code : EIO,
+                      "Failed to " + what + ": " + (e->message ? e->message : e->name));
 }
 
 Result<BusMessage> ScopeClient::new_manager_call(const char* method, const std::string& what) {
     sd_bus_message* m = nullptr;
-    int r = sd_bus_message_new_method_call(bus_.get(), &m, kDestination, kManagerPath,
-                                           kManager, method);
+    int r = sd_bus_message_new_method_call(bus_.get(), &m, kDestination, kManagerPath, kManager,
+                                           method);
     if (r < 0) return sd_error(r, what);
     return BusMessage(m);
 }
 
-Result<std::string> ScopeClient::string_property(const std::string& path,
-                                                 const char* interface, const char* property,
-                                                 const std::string& what) {
+Result<std::string> ScopeClient::string_property(const std::string& path, const char* interface,
+                                                 const char* property, const std::string& what) {
     sd_bus_message* m = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &m, kDestination, path.c_str(),
                                            "org.freedesktop.DBus.Properties", "Get");
@@ -314,8 +320,8 @@ Status ScopeClient::wait_job(const std::string& job, const std::string& what) {
     std::string result = finished_jobs_[job];
     finished_jobs_.erase(job);
     if (result != "done")
-        return make_error(EIO, "Failed to " + what + ": job finished with result " +
-                                   quoted(result));
+        return make_error(EIO,
+                          "Failed to " + what + ": job finished with result " + quoted(result));
     return Ok{};
 }
 
@@ -331,8 +337,8 @@ Result<std::string> ScopeClient::create_scope(pid_t pid, const std::string& name
     auto m = new_manager_call("StartTransientUnit", what);
     if (!m) return m.error();
     sd_bus_message* msg = m->get();
-    std::string description = "sessreap scope of " + quoted(name) + " (pid " +
-                              std::to_string(pid) + ")";
+    std::string description =
+        "sessreap scope of " + quoted(name) + " (pid " + std::to_string(pid) + ")";
 
     // "fail": an existing job for this name is an error, never silently replaced.
     int r = sd_bus_message_append(msg, "ss", unit.c_str(), "fail");
@@ -340,8 +346,7 @@ Result<std::string> ScopeClient::create_scope(pid_t pid, const std::string& name
     if (r >= 0) r = sd_bus_message_append(msg, "(sv)", "PIDs", "au", 1, uint32_t(pid));
     if (r >= 0) r = sd_bus_message_append(msg, "(sv)", "Description", "s", description.c_str());
     // Without it a scope whose processes were killed stays loaded as failed.
-    if (r >= 0)
-        r = sd_bus_message_append(msg, "(sv)", "CollectMode", "s", "inactive-or-failed");
+    if (r >= 0) r = sd_bus_message_append(msg, "(sv)", "CollectMode", "s", "inactive-or-failed");
     if (r >= 0 && !slice.empty())
         r = sd_bus_message_append(msg, "(sv)", "Slice", "s", slice.c_str());
     if (r >= 0) r = sd_bus_message_close_container(msg);
@@ -439,8 +444,8 @@ Status ScopeClient::refuse_own_unit(const std::string& unit, const char* action)
 
     std::string prefix = *cg == "/" ? "/" : *cg + "/";
     if (mine == *cg || mine.compare(0, prefix.size(), prefix) == 0)
-        return make_error(EPERM, "Refusing to " + what + ": it holds the host (" +
-                                     quoted(mine) + ")");
+        return make_error(EPERM,
+                          "Refusing to " + what + ": it holds the host (" + quoted(mine) + ")");
     return Ok{};
 }
 

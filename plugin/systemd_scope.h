@@ -53,8 +53,8 @@ public:
                                                         std::chrono::milliseconds timeout);
 
     // Same, for a bus at an explicit D-Bus address ("unix:path=...").
-    static Result<std::unique_ptr<ScopeClient>> connect_address(
-        const std::string& address, BusKind kind, std::chrono::milliseconds timeout);
+    static Result<std::unique_ptr<ScopeClient>>
+    connect_address(const std::string& address, BusKind kind, std::chrono::milliseconds timeout);
 
     ~ScopeClient();
     ScopeClient(const ScopeClient&) = delete;
@@ -66,8 +66,7 @@ public:
     // `slice` empty means systemd's default. Errors: EACCES without privilege,
     // ESRCH when the pid is gone, EIO with the job result when the job failed,
     // ETIMEDOUT.
-    Result<std::string> create_scope(pid_t pid, const std::string& name,
-                                     const std::string& slice);
+    Result<std::string> create_scope(pid_t pid, const std::string& name, const std::string& slice);
 
     // The unit `pid` belongs to (GetUnitByPID, then its Id). ESRCH when systemd
     // knows no unit for it.
@@ -91,11 +90,9 @@ public:
 private:
     ScopeClient(sd_bus* bus, BusKind kind, std::chrono::milliseconds timeout);
 
-    static Result<std::unique_ptr<ScopeClient>> start(sd_bus* bus, BusKind kind,
-                                                      std::chrono::milliseconds timeout,
-                                                      const std::string& what);
-    Status pump(int64_t deadline_ns, const std::function<bool()>& done,
-                const std::string& what);
+    static Result<std::unique_ptr<ScopeClient>>
+    start(sd_bus* bus, BusKind kind, std::chrono::milliseconds timeout, const std::string& what);
+    Status pump(int64_t deadline_ns, const std::function<bool()>& done, const std::string& what);
     Result<BusMessage> call(BusMessage m, const std::string& what,
                             const char* tolerated_error = nullptr);
     Result<BusMessage> new_manager_call(const char* method, const std::string& what);
@@ -113,7 +110,7 @@ private:
     BusKind kind_;
     std::chrono::milliseconds timeout_;
     SlotPtr job_watch_;
-    int job_watch_error_ = 0; // positive errno once AddMatch failed
+    int job_watch_error_ = 0;                          // positive errno once AddMatch failed
     std::map<std::string, std::string> finished_jobs_; // job object path -> result
 };
 

@@ -41,9 +41,13 @@ constexpr auto kTimeout = 2000ms;
 constexpr const char* kInsideEnv = "SESSREAP_SYSTEMD_INSIDE";
 const std::string kHarness = std::string(SESSREAP_TEST_DIR) + "/systemd/harness.sh";
 
-bool inside() { return getenv(kInsideEnv) != nullptr; }
+bool inside() {
+    return getenv(kInsideEnv) != nullptr;
+}
 
-double seconds_since(int64_t start_ns) { return double(sessreap::now_ns() - start_ns) / 1e9; }
+double seconds_since(int64_t start_ns) {
+    return double(sessreap::now_ns() - start_ns) / 1e9;
+}
 
 // Runs a shell command and returns its exit status and everything it printed.
 // Output goes through a file, not a pipe: a process the command leaves behind
@@ -77,8 +81,8 @@ public:
         }
         dir_ = dir;
         // --owner: a test process killed on timeout still has its manager stopped.
-        auto [status, out] = run(kHarness + " start " + dir_ + " --owner " +
-                                 std::to_string(getpid()));
+        auto [status, out] =
+            run(kHarness + " start " + dir_ + " --owner " + std::to_string(getpid()));
         if (status != 0) {
             error_ = "harness start failed: " + out;
             return -1;
@@ -103,8 +107,8 @@ private:
     std::string error_;
 };
 
-HarnessManager* HarnessManager::instance = static_cast<HarnessManager*>(
-    ::testing::AddGlobalTestEnvironment(new HarnessManager));
+HarnessManager* HarnessManager::instance =
+    static_cast<HarnessManager*>(::testing::AddGlobalTestEnvironment(new HarnessManager));
 
 std::string outside_skip_reason() {
     if (geteuid() != 0) return "needs root: runs a systemd manager in private namespaces";
@@ -127,9 +131,9 @@ void rerun_inside() {
 
     std::string filter = std::string(info->test_suite_name()) + "." + info->name();
     // timeout: a hang inside fails this test instead of stalling the whole run.
-    auto [status, out] = run("timeout -k 5 120 " + kHarness + " exec " +
-                             std::to_string(manager) + " --scope -- env " + kInsideEnv +
-                             "=1 '" + exe + "' --gtest_color=no --gtest_filter=" + filter);
+    auto [status, out] = run("timeout -k 5 120 " + kHarness + " exec " + std::to_string(manager) +
+                             " --scope -- env " + kInsideEnv + "=1 '" + exe +
+                             "' --gtest_color=no --gtest_filter=" + filter);
     std::cout << out;
     EXPECT_EQ(status, 0) << "the run inside the manager failed";
     EXPECT_NE(out.find("[  PASSED  ] 1 test."), std::string::npos) << "inner test did not pass";
@@ -137,14 +141,14 @@ void rerun_inside() {
 }
 
 // Outside the manager: skip without root, else run this test inside and return.
-#define RUN_INSIDE_MANAGER()                                                                     \
-    do {                                                                                         \
-        if (!inside()) {                                                                         \
-            std::string why = outside_skip_reason();                                             \
-            if (!why.empty()) GTEST_SKIP() << why;                                               \
-            rerun_inside();                                                                      \
-            return;                                                                              \
-        }                                                                                        \
+#define RUN_INSIDE_MANAGER()                                                                       \
+    do {                                                                                           \
+        if (!inside()) {                                                                           \
+            std::string why = outside_skip_reason();                                               \
+            if (!why.empty()) GTEST_SKIP() << why;                                                 \
+            rerun_inside();                                                                        \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
 std::string cgroup_of(pid_t pid) {
@@ -285,7 +289,9 @@ private:
     std::string socket_;
 };
 
-bool have_dbus_daemon() { return system("command -v dbus-daemon >/dev/null 2>&1") == 0; }
+bool have_dbus_daemon() {
+    return system("command -v dbus-daemon >/dev/null 2>&1") == 0;
+}
 
 } // namespace
 
