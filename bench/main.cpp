@@ -53,7 +53,8 @@ void enter_namespace() {
     if (init < 0) exit(1);
     if (init > 0) {
         int status = 0;
-        while (waitpid(init, &status, 0) < 0 && errno == EINTR) {}
+        while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
+        }
         exit(exit_code(status));
     }
 
@@ -72,25 +73,29 @@ std::string first_line_with(const char* path, const char* key) {
     for (std::string line; std::getline(in, line);) {
         if (line.rfind(key, 0) != 0) continue;
         size_t colon = line.find(':');
-        return colon == std::string::npos ? line : line.substr(colon + 2);
+        if (colon == std::string::npos) return line;
+        size_t value = line.find_first_not_of(" \t", colon + 1);
+        return value == std::string::npos ? "" : line.substr(value);
     }
     return "?";
 }
 
-void print_machine() {
+void print_machine(const std::string& pid_max) {
     utsname u{};
     uname(&u);
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
     printf("machine: %ld CPUs, %s, Linux %s, MemTotal %s, pid_max %s, RLIMIT_NOFILE %lu\n",
            sysconf(_SC_NPROCESSORS_ONLN), first_line_with("/proc/cpuinfo", "model name").c_str(),
-           u.release, first_line_with("/proc/meminfo", "MemTotal").c_str(),
-           first_line_with("/proc/sys/kernel/pid_max", "").c_str(), (unsigned long)rl.rlim_cur);
+           u.release, first_line_with("/proc/meminfo", "MemTotal").c_str(), pid_max.c_str(),
+           (unsigned long)rl.rlim_cur);
 }
 
 } // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    // Only the namespace's own value is visible inside it (Linux 6.14+).
+    std::string pid_max = first_line_with("/proc/sys/kernel/pid_max", "");
     enter_namespace();
     // A population member that exits early must not take the benchmark down.
     signal(SIGPIPE, SIG_IGN);
@@ -103,17 +108,28 @@ int main() {
 
     bench::Module module;
     if (!module.ok()) return 1;
-    print_machine();
+    print_machine(pid_max);
+    // Figures may be picked by number ("sessreap-bench 2 3"); all by default.
+    auto wanted = [&](char figure) {
+        if (argc < 2) return true;
+        for (int i = 1; i < argc; ++i)
+            if (argv[i][0] == figure) return true;
+        return false;
+    };
     int64_t start = sessreap::now_ns();
 
     bench::Table table;
-    bench::sweep_figure(table, module, 1'000, 11);
-    bench::sweep_figure(table, module, 10'000, 7);
-    bench::teardown_figure(table, module, 1'000, 7);
-    bench::launch_figure(table, module, 2'000);
-    table.section("4. scope teardown under a real systemd");
-    table.note("systemd scope layer", "n/a (systemd harness not landed)");
-    bench::memory_figure(table, module, 10'000);
+    if (wanted('1')) {
+        bench::sweep_figure(table, module, 1'000, 11);
+        bench::sweep_figure(table, module, 10'000, 7);
+    }
+    if (wanted('2')) bench::teardown_figure(table, module, 1'000, 7);
+    if (wanted('3')) bench::launch_figure(table, module, 2'000);
+    if (wanted('4')) {
+        table.section("4. scope teardown under a real systemd");
+        table.note("systemd scope layer", "n/a (systemd harness not landed)");
+    }
+    if (wanted('5')) bench::memory_figure(table, module, 10'000);
 
     table.print();
     printf("total %.1f s\n", double(sessreap::now_ns() - start) / 1e9);

@@ -22,7 +22,9 @@
 namespace bench {
 namespace {
 
-int pidfd_open(pid_t pid) { return int(syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_open(pid_t pid) {
+    return int(syscall(SYS_pidfd_open, pid, 0));
+}
 
 int pidfd_kill(int pidfd, int sig) {
     return int(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
@@ -188,7 +190,8 @@ void Population::kill_all() {
     if (pidfds_.empty() && !spec_.die_with_leader) pin();
     for (int fd : pidfds_) pidfd_kill(fd, SIGKILL);
     if (leader_pidfd_ >= 0) pidfd_kill(leader_pidfd_, SIGKILL);
-    while (waitpid(leader_, nullptr, 0) < 0 && errno == EINTR) {}
+    while (waitpid(leader_, nullptr, 0) < 0 && errno == EINTR) {
+    }
 
     // The namespace's init reaps the children; wait until it has.
     if (!pidfds_.empty()) {
@@ -196,8 +199,10 @@ void Population::kill_all() {
     }
     int64_t deadline = sessreap::now_ns() + 30'000'000'000;
     for (size_t i = 1; i < pids_.size() && sessreap::now_ns() < deadline;) {
-        if (kill(pids_[i], 0) < 0 && errno == ESRCH) ++i;
-        else usleep(1000);
+        if (kill(pids_[i], 0) < 0 && errno == ESRCH)
+            ++i;
+        else
+            usleep(1000);
     }
     leader_ = -1;
 }
@@ -208,8 +213,8 @@ Cgroup::Cgroup() {
         struct statfs fs;
         if (statfs(root, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) continue;
 
-        std::string dir = std::string(root) + "/sessreap-bench-" + std::to_string(getpid()) +
-                          "-" + std::to_string(sessreap::now_ns());
+        std::string dir = std::string(root) + "/sessreap-bench-" + std::to_string(getpid()) + "-" +
+                          std::to_string(sessreap::now_ns());
         if (mkdir(dir.c_str(), 0755) < 0) {
             why_not_ = "mkdir " + dir + ": " + strerror(errno);
             return;
@@ -237,6 +242,8 @@ Cgroup::~Cgroup() {
     fprintf(stderr, "sessreap-bench: could not remove %s: %s\n", path_.c_str(), strerror(errno));
 }
 
-bool Cgroup::kill() const { return write_file(path_ + "/cgroup.kill", "1"); }
+bool Cgroup::kill() const {
+    return write_file(path_ + "/cgroup.kill", "1");
+}
 
 } // namespace bench

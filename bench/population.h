@@ -10,12 +10,12 @@
 namespace bench {
 
 struct PopulationSpec {
-    int count = 1;                 // processes in all, the leader included
-    bool half_own_groups = false;  // every second child leads a process group of its own
-    bool child_sessions = false;   // every child leads a session of its own
-    bool die_with_leader = false;  // children get SIGKILL when the leader dies
-    bool hold = false;             // the leader waits for release() before forking
-    std::string cgroup;            // cgroup2 directory the leader joins first, or ""
+    int count = 1;                // processes in all, the leader included
+    bool half_own_groups = false; // every second child leads a process group of its own
+    bool child_sessions = false;  // every child leads a session of its own
+    bool die_with_leader = false; // children get SIGKILL when the leader dies
+    bool hold = false;            // the leader waits for release() before forking
+    std::string cgroup;           // cgroup2 directory the leader joins first, or ""
 };
 
 // A session leader (a child of this process) and the idle children it forks;

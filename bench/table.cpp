@@ -26,13 +26,18 @@ double Samples::quantile(double q) const {
 
 std::string format_time(double seconds) {
     char buf[32];
-    if (seconds < 1e-3) snprintf(buf, sizeof buf, "%.3g µs", seconds * 1e6);
-    else if (seconds < 1) snprintf(buf, sizeof buf, "%.3g ms", seconds * 1e3);
-    else snprintf(buf, sizeof buf, "%.3g s", seconds);
+    if (seconds < 1e-3)
+        snprintf(buf, sizeof buf, "%.3g µs", seconds * 1e6);
+    else if (seconds < 1)
+        snprintf(buf, sizeof buf, "%.3g ms", seconds * 1e3);
+    else
+        snprintf(buf, sizeof buf, "%.3g s", seconds);
     return buf;
 }
 
-void Table::section(const std::string& title) { rows_.push_back({title}); }
+void Table::section(const std::string& title) {
+    rows_.push_back({title});
+}
 
 void Table::row(const std::string& what, const Samples& s, const std::string& per_item,
                 const std::string& ratio, const std::string& verdict) {
@@ -45,8 +50,8 @@ void Table::note(const std::string& what, const std::string& value, const std::s
 }
 
 void Table::print() const {
-    std::vector<std::string> head = {"figure / contender", "median", "min .. max", "per process",
-                                     "ratio", "goal"};
+    std::vector<std::string> head = {"figure / contender", "median", "min .. max",
+                                     "per process",        "ratio",  "goal"};
     std::vector<size_t> w(head.size());
     for (size_t c = 0; c < head.size(); ++c) w[c] = width(head[c]);
     for (const auto& r : rows_)
@@ -64,8 +69,10 @@ void Table::print() const {
     };
     line(head);
     for (const auto& r : rows_) {
-        if (r.size() == 1) printf("%s\n", r[0].c_str());
-        else line(r);
+        if (r.size() == 1)
+            printf("%s\n", r[0].c_str());
+        else
+            line(r);
     }
     fflush(stdout);
 }
