@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
         bench::sweep_figure(table, module, 1'000, 11);
         bench::sweep_figure(table, module, 10'000, 7);
     }
-    if (wanted('2')) bench::teardown_figure(table, module, 1'000, 7);
+    if (wanted('2')) bench::teardown_figure(table, module, 1'000, 11);
     if (wanted('3')) bench::launch_figure(table, module, 2'000);
     if (wanted('4')) {
         table.section("4. scope teardown under a real systemd");
