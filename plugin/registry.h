@@ -18,7 +18,7 @@ struct LaunchRecord {
     pid_t pid = 0;
     pid_t session = 0;
     pid_t pgrp = 0;
-    uint64_t starttime = 0; // of the child, the leader of its session and group
+    uint64_t starttime = 0; // of the child; read only when no pidfd pins it
     UniqueFd pidfd;         // invalid when none could be opened
     bool sweep = true;      // false when the child does not lead its own session
     bool group = true;      // false when the child does not lead its own group

@@ -7,7 +7,7 @@
 namespace sessreap {
 
 int SessionScanner::scan(MatchBy by, pid_t id, pid_t self, std::vector<Member>* out,
-                         bool* unreadable) {
+                         int* read_error) {
     out->clear();
     const bool by_session = by == MatchBy::session;
 
@@ -19,7 +19,7 @@ int SessionScanner::scan(MatchBy by, pid_t id, pid_t self, std::vector<Member>* 
         int r = read_stat(proc_fd_, pid, &st);
         if (r == -ESRCH) return;
         if (r < 0) {
-            *unreadable = true;
+            if (*read_error == 0) *read_error = r;
             return;
         }
         // The stat read is the authority: the process may have changed

@@ -29,9 +29,10 @@ public:
     // Replaces *out with the live processes whose session (or group) id is
     // id, never listing pid 1 or `self`. getsid()/getpgid() is one exact
     // syscall, so stat is read only for processes that already match.
-    // Returns 0 or a negative errno from walking /proc; sets *unreadable
-    // when a matching entry could not be read.
-    int scan(MatchBy by, pid_t id, pid_t self, std::vector<Member>* out, bool* unreadable);
+    // Returns 0 or a negative errno from walking /proc; sets *read_error to
+    // the first negative errno of a matching entry that could not be read
+    // (left alone otherwise), since the list then misses a member.
+    int scan(MatchBy by, pid_t id, pid_t self, std::vector<Member>* out, int* read_error);
 
 private:
     int proc_fd_;

@@ -75,9 +75,8 @@ public:
 
 private:
     void apply_guards();
-    bool leader_recycled();
+    int leader_recycled();
     int scan(std::vector<Member>* out);
-    int scan_failed(int err);
     const ExcludeRule* exclusion_for(const Member& m);
     void signal_all(const std::vector<Member>& members, int sig);
     void signal_group(const std::vector<Member>& members, int sig);
@@ -97,6 +96,7 @@ private:
     bool group_ok_ = false;
     bool sweep_ok_ = false;
     bool warned_fds_ = false;
+    int blind_ = 0; // -errno when the session could not be seen, so nobody can say it is gone
     bool fd_starved_ = false; // out of descriptors: pidfds are not kept
     std::vector<UniqueFd> waitset_;
     std::array<std::unordered_set<pid_t>, SESSREAP_LAYER_COUNT> hit_;
@@ -107,11 +107,14 @@ private:
 // it. Once the leader is reaped and every member gone, an unrelated process
 // may get the same pid and call setsid(); a teardown that ran late would then
 // kill it. The leader's pidfd (or, without one, its start time) tells.
-bool Teardown::leader_recycled() {
-    if (rec_.pidfd.valid() && pidfd_signal(rec_.pidfd.get(), 0) != -ESRCH) return false;
+// Returns 1 when recycled, 0 when not, -errno when it cannot be told.
+int Teardown::leader_recycled() {
+    if (rec_.pidfd.valid() && pidfd_signal(rec_.pidfd.get(), 0) != -ESRCH) return 0;
 
     StatFields st;
-    if (read_stat(ctx_.proc_fd, rec_.pid, &st) < 0) return false;
+    int r = read_stat(ctx_.proc_fd, rec_.pid, &st);
+    if (r == -ESRCH) return 0; // no process holds the pid, so no new session has its id
+    if (r < 0) return r;       // e.g. EMFILE: guessing "not recycled" could kill a stranger
     return rec_.pidfd.valid() || st.starttime != rec_.starttime;
 }
 
@@ -137,38 +140,43 @@ void Teardown::apply_guards() {
                          ": it is 0, 1, the host's own, or not led by the child",
                      {Event::layer_skipped, rec_.pid, nullptr, 0, "sweep", nullptr});
     }
-    if ((group_ok_ || sweep_ok_) && leader_recycled()) {
-        group_ok_ = sweep_ok_ = false;
-        report_.guards |= SESSREAP_GUARD_RECYCLED;
+    if (!group_ok_ && !sweep_ok_) return;
+
+    int recycled = leader_recycled();
+    if (recycled == 0) return;
+    group_ok_ = sweep_ok_ = false;
+    if (recycled < 0) {
+        blind_ = recycled;
+        report_.guards |= SESSREAP_GUARD_UNREADABLE;
         ctx_.log.log(LOG_WARNING,
                      "Not signalling session " + std::to_string(rec_.session) +
-                         ": its leader is gone and pid " + std::to_string(rec_.pid) +
-                         " now names another process, so the id was recycled",
+                         ": failed to read /proc/" + std::to_string(rec_.pid) +
+                         "/stat to tell whether its id was recycled: " + errno_string(-recycled),
                      {Event::layer_skipped, rec_.pid, nullptr, 0, "sweep", nullptr});
+        return;
     }
+    report_.guards |= SESSREAP_GUARD_RECYCLED;
+    ctx_.log.log(LOG_WARNING,
+                 "Not signalling session " + std::to_string(rec_.session) +
+                     ": its leader is gone and pid " + std::to_string(rec_.pid) +
+                     " now names another process, so the id was recycled",
+                 {Event::layer_skipped, rec_.pid, nullptr, 0, "sweep", nullptr});
 }
 
 // Lists the live members of the child's session (or, when the sweep is off,
-// of its group).
+// of its group). Returns 0, or -errno when the list may miss a member: /proc
+// or a member's stat could not be read (EMFILE when the host's descriptor
+// table is full).
 int Teardown::scan(std::vector<Member>* out) {
     report_.passes++;
-    bool unreadable = false;
+    int read_error = 0;
     MatchBy by = sweep_ok_ ? MatchBy::session : MatchBy::group;
-    int r = scanner_.scan(by, sweep_ok_ ? rec_.session : rec_.pgrp, ctx_.host.pid, out,
-                          &unreadable);
-    if (unreadable) report_.guards |= SESSREAP_GUARD_UNREADABLE;
+    int r =
+        scanner_.scan(by, sweep_ok_ ? rec_.session : rec_.pgrp, ctx_.host.pid, out, &read_error);
+    if (r < 0) ctx_.log.log(LOG_ERR, "Failed to read /proc: " + errno_string(-r));
+    if (r < 0 || read_error < 0) report_.guards |= SESSREAP_GUARD_UNREADABLE;
     if (r == 0 && ctx_.after_scan) ctx_.after_scan(*out);
-    return r;
-}
-
-// Without a complete scan nothing can be known to be gone. The group signal
-// needs no descriptor and cannot hit another group, so it is still sent.
-int Teardown::scan_failed(int err) {
-    ctx_.log.log(LOG_ERR, "Failed to read /proc for session " + std::to_string(rec_.session) +
-                              ": " + errno_string(-err));
-    if (group_ok_ && !cfg_.teardown.dry_run) kill(-rec_.pgrp, cfg_.teardown.kill_signal);
-    report_.elapsed_us = uint64_t(now_ns() - start_) / 1000;
-    return err;
+    return r < 0 ? r : read_error;
 }
 
 const ExcludeRule* Teardown::exclusion_for(const Member& m) {
@@ -317,7 +325,7 @@ int Teardown::run() {
 
     std::vector<Member> members;
     if (group_ok_ || sweep_ok_) {
-        if (int r = scan(&members); r < 0) return scan_failed(r);
+        blind_ = scan(&members);
         if (!members.empty()) {
             signal_all(members, cfg_.teardown.term_signal);
             if (!cfg_.teardown.dry_run) {
@@ -327,7 +335,7 @@ int Teardown::run() {
         }
 
         while (!cfg_.teardown.dry_run && !members.empty()) {
-            if (int r = scan(&members); r < 0) return scan_failed(r);
+            blind_ = scan(&members);
             std::erase_if(members, [&](const Member& m) { return spared_.count(m.pid) > 0; });
             if (members.empty() || expired() || report_.passes > uint32_t(cfg_.sweep.max_passes))
                 break;
@@ -340,7 +348,17 @@ int Teardown::run() {
         report_.signalled[layer] = uint32_t(hit_[layer].size());
     report_.excluded = uint32_t(spared_.size());
     report_.elapsed_us = uint64_t(now_ns() - start_) / 1000;
-    if (cfg_.teardown.dry_run || members.empty()) return 0;
+    if (cfg_.teardown.dry_run) return 0;
+    // An empty list from an incomplete scan is not an empty session.
+    if (members.empty() && blind_ < 0) {
+        // The group signal needs no descriptor and reaches only the group,
+        // so it is still sent when the session cannot be seen.
+        if (group_ok_) kill(-rec_.pgrp, cfg_.teardown.kill_signal);
+        ctx_.log.log(LOG_WARNING, "Could not tell whether session " + std::to_string(rec_.session) +
+                                      " is gone: " + errno_string(-blind_));
+        return blind_;
+    }
+    if (members.empty()) return 0;
 
     report_.guards |= SESSREAP_GUARD_CAP;
     for (const Member& m : members) report_.survivors.push_back({m.pid, m.state, m.comm});

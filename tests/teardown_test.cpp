@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Teardown against real process trees, through the dlopen'd module.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -331,4 +333,100 @@ TEST_F(Teardown, SkipsRecycledSessionIdByStartTime) {
     sessreap::Report again;
     EXPECT_EQ(sessreap::teardown(ctx, rec, &again), 0);
     EXPECT_FALSE(alive(other.pid()));
+}
+
+namespace {
+
+// Lowers RLIMIT_NOFILE for the scope of a test, optionally filling every free
+// descriptor, and undoes both on destruction.
+class FdLimit {
+public:
+    explicit FdLimit(rlim_t soft) {
+        getrlimit(RLIMIT_NOFILE, &old_);
+        rlimit low = old_;
+        low.rlim_cur = soft;
+        setrlimit(RLIMIT_NOFILE, &low);
+    }
+    ~FdLimit() {
+        for (int fd : filler_) close(fd);
+        setrlimit(RLIMIT_NOFILE, &old_);
+    }
+    void fill() {
+        for (int fd; (fd = dup(STDERR_FILENO)) >= 0;) filler_.push_back(fd);
+    }
+
+private:
+    rlimit old_{};
+    std::vector<int> filler_;
+};
+
+int open_fds() {
+    int n = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+        while (readdir(d)) n++;
+        closedir(d);
+    }
+    return n - 3; // ".", ".." and the directory's own descriptor
+}
+
+} // namespace
+
+// A host tracking more children than it has descriptors for keeps a quarter
+// of its table free: launches past that record no pidfd, and the teardown of
+// such a child still kills it.
+TEST_F(Teardown, KeepsDescriptorHeadroomWhenTrackingManyChildren) {
+    constexpr int kChildren = 100;
+    PidChannel ch;
+    for (int i = 0; i < kChildren; ++i) {
+        if (fork() == 0) {
+            setsid();
+            ch.report(getpid());
+            for (;;) pause();
+        }
+    }
+    ch.close_writer();
+    std::vector<pid_t> pids = track(ch.collect(kChildren));
+    ASSERT_EQ(pids.size(), size_t(kChildren));
+    TestHandle th(module_, R"({"teardown": {"grace_ms": 2000}})");
+
+    int failures = 0, fds = 0, rc = 0;
+    {
+        FdLimit limit(64);
+        for (pid_t pid : pids) failures += module_.launch(th.h, pid, nullptr) < 0;
+        fds = open_fds();
+        sessreap_report r = new_report();
+        rc = module_.teardown(th.h, pids.back(), &r);
+    }
+    EXPECT_EQ(failures, 0) << module_.last_error();
+    EXPECT_LE(fds, 48 + 4); // the module's pidfds stop at three quarters of 64
+    EXPECT_EQ(rc, 0) << module_.last_error();
+    EXPECT_TRUE(wait_gone(pids.back(), 2000));
+    EXPECT_TRUE(alive(pids.front()));
+}
+
+// With no descriptor left to read /proc, teardown says it could not see the
+// session instead of reporting it gone.
+TEST_F(Teardown, ReportsBlindSweepWhenDescriptorsRunOut) {
+    PidChannel ch;
+    HeldChild leader([&] {
+        fork_sleeper(ch, true);
+        for (;;) pause();
+    });
+    TestHandle th(module_, R"({"teardown": {"grace_ms": 2000}})");
+    ASSERT_EQ(module_.launch(th.h, leader.pid(), nullptr), 0) << module_.last_error();
+    leader.release();
+    std::vector<pid_t> pids = track(ch.collect(1));
+    ASSERT_EQ(pids.size(), 1u);
+
+    sessreap_report r = new_report();
+    int rc = 0;
+    {
+        FdLimit limit(256);
+        limit.fill();
+        rc = module_.teardown(th.h, leader.pid(), &r);
+    }
+    EXPECT_EQ(rc, -EMFILE);
+    EXPECT_TRUE(r.guards & SESSREAP_GUARD_UNREADABLE);
+    EXPECT_TRUE(alive(pids[0])); // nothing was killed blind, and nothing claimed gone
+    EXPECT_TRUE(th.logged("Could not tell whether session"));
 }

@@ -131,8 +131,10 @@ int sessreap_close(sessreap_handle *h);
  *
  * name: an optional label (used to name a systemd scope); NULL for none.
  *
- * Records: session id, process group, start time, a pidfd, and (when
- * configured) a systemd scope or cgroup.
+ * Records: session id, process group, a pidfd, and (when configured) a
+ * systemd scope or cgroup. Once three quarters of RLIMIT_NOFILE are in
+ * use it keeps no pidfd and records the start time instead, so tracking
+ * many children never takes the host's last descriptors.
  *
  * Returns:
  *   -EBADF   h is not an open handle
@@ -140,6 +142,8 @@ int sessreap_close(sessreap_handle *h);
  *            characters a unit name cannot
  *   -ESRCH   no such process
  *   -EEXIST  pid is already tracked by this handle
+ *   -EMFILE, -ENFILE
+ *            no descriptor left to read /proc/PID/stat
  *   -ENOMEM  out of memory
  *   -EACCES  the child's /proc entry cannot be read (hidepid, another user) */
 int sessreap_launch(sessreap_handle *h, pid_t pid, const char *name);
@@ -234,10 +238,13 @@ struct sessreap_report {
  *   -ETIMEDOUT
  *            processes were still alive at the cap; they are counted in
  *            report->survivors_total and the record is forgotten
- *   -ENOMEM, -EMFILE, -ENFILE
- *            the teardown could not complete (no memory, or no descriptor
- *            to walk /proc); the record is kept so the call can be made
- *            again, and the process group was sent the kill signal */
+ *   -ENOMEM, -EMFILE, -ENFILE, -EACCES
+ *            the teardown could not complete (no memory, or /proc could not
+ *            be walked: no descriptor left, or no access), so nobody can
+ *            tell whether the session is gone; guards has
+ *            SESSREAP_GUARD_UNREADABLE, the process group was sent the
+ *            kill signal, and the record is kept so the call can be made
+ *            again */
 int sessreap_teardown(sessreap_handle *h, pid_t pid,
                       struct sessreap_report *report);
 
