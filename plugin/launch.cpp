@@ -25,7 +25,6 @@ bool leaves_headroom(int fd) {
 
 std::atomic<bool> warned_headroom{false};
 
-
 } // namespace
 
 Result<std::unique_ptr<LaunchRecord>> record_launch(int proc_fd, const Logger& log,
