@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The C ABI: every entry point runs inside one guard, so no exception crosses it.
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "procfs.h"
 #include "registry.h"
+#include "scope_layer.h"
 #include "state.h"
 #include "sessreap/sessreap.h"
 #include "teardown.h"
@@ -36,6 +38,7 @@ struct Handle {
     bool proc_hides_others = false;
     Registry registry;
     std::unique_ptr<StateStore> state; // null when records are not persisted
+    std::unique_ptr<ScopeLayer> scope; // null when systemd.scope is off
 };
 
 // The last error of this thread. A fixed buffer: recording an out-of-memory
@@ -142,6 +145,12 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
         handle->log.log(LOG_WARNING, "/proc hides other users' processes (hidepid): the sweep "
                                      "can see and signal only this user's, ignoring the rest");
 
+    if (handle->config.systemd.scope != ScopeMode::off) {
+        handle->scope = std::make_unique<ScopeLayer>(handle->config, handle->log);
+        if (!handle->config.cgroup.parent.empty())
+            handle->log.log(LOG_WARNING, "cgroup.parent is ignored while systemd.scope is on: "
+                                         "a child moved into its cgroup would leave its scope");
+    }
     open_state(*handle);
 
     std::unique_lock lock(handles_mutex);
@@ -152,8 +161,9 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
     return 0;
 }
 
-int run_teardown(Handle& h, const LaunchRecord& rec, Report* report) {
+int run_teardown(Handle& h, LaunchRecord& rec, Report* report) {
     TeardownContext ctx{h.config, h.log, h.proc.get(), HostIds::current(), h.proc_hides_others};
+    ctx.scope = h.scope.get();
     return teardown(ctx, rec, report);
 }
 
@@ -174,7 +184,10 @@ int reap_stale_records(Handle& h, bool same_exe, Report* sum, int* first_error) 
     auto stale = h.state->claim_stale(h.proc.get(), same_exe, &skipped);
     for (const std::string& why : skipped) h.log.log(LOG_NOTICE, why);
 
-    for (const StoredRecord& rec : stale) {
+    for (StoredRecord& rec : stale) {
+        CgroupRecord& cg = rec.launch.cgroup;
+        if (!cg.path.empty())
+            cg.dir.reset(open(cg.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         h.log.log(LOG_NOTICE, "Reaping session " + std::to_string(rec.launch.session) +
                                   " left by host pid " + std::to_string(rec.host.pid) + " (" +
                                   rec.host.exe + "), which is gone");
@@ -242,6 +255,25 @@ int close_handle(sessreap_handle* h) {
     return first;
 }
 
+// Puts the child in a scope or a cgroup of its own; the host holds it until
+// launch returns, so nothing it starts can be outside. A failure leaves the
+// child recorded without that layer, and is logged.
+void attach_outer_layers(Handle& h, LaunchRecord& rec) {
+    if (h.scope) {
+        rec.unit = h.scope->attach(rec.pid, rec.name);
+        return;
+    }
+    if (h.config.cgroup.parent.empty()) return;
+
+    auto cg = cgroup_create_for(h.config.cgroup, rec.pid);
+    if (!cg) {
+        h.log.log(LOG_WARNING, cg.error().message + ", ignoring",
+                  {Event::layer_skipped, rec.pid, nullptr, 0, "cgroup", nullptr});
+        return;
+    }
+    rec.cgroup = std::move(cg.value());
+}
+
 int launch(sessreap_handle* h, pid_t pid, const char* name) {
     auto handle = find_handle(h);
     if (!handle) return bad_handle(h);
@@ -249,6 +281,7 @@ int launch(sessreap_handle* h, pid_t pid, const char* name) {
     auto rec = record_launch(handle->proc.get(), handle->log, HostIds::current(), pid,
                              name ? name : "");
     if (!rec) return fail(rec.error());
+    attach_outer_layers(*handle, *rec.value());
     if (handle->state) {
         if (Status st = handle->state->save(*rec.value()); !st)
             handle->log.log(LOG_WARNING, st.error().message + ", ignoring");
@@ -261,9 +294,15 @@ int launch(sessreap_handle* h, pid_t pid, const char* name) {
 int forget(sessreap_handle* h, pid_t pid) {
     auto handle = find_handle(h);
     if (!handle) return bad_handle(h);
-    if (!handle->registry.take(pid))
-        return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
+    auto rec = handle->registry.take(pid);
+    if (!rec) return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
     if (handle->state) handle->state->remove(pid);
+    if (rec->cgroup.dir.valid()) {
+        auto left = cgroup_forget(rec->cgroup);
+        if (left && !left->removed)
+            handle->log.log(LOG_NOTICE, "Left " + rec->cgroup.path + " in place: it still holds " +
+                                            std::to_string(left->left) + " process(es)");
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "cgroup.h"
 #include "util.h"
 
 namespace sessreap {
@@ -24,7 +25,7 @@ struct LaunchRecord {
     bool group = true;      // false when the child does not lead its own group
     std::string name;       // host-provided label, may be empty
     std::string unit;       // systemd unit created or adopted, may be empty
-    std::string cgroup;     // cgroup directory created for it, may be empty
+    CgroupRecord cgroup;    // cgroup created for it; empty path when none
 };
 
 class Registry {

@@ -59,7 +59,7 @@ nlohmann::json to_json(const HostIdentity& host, const LaunchRecord& rec) {
             {"group", rec.group},
             {"name", rec.name},
             {"unit", rec.unit},
-            {"cgroup", rec.cgroup}};
+            {"cgroup", rec.cgroup.path}};
 }
 
 bool from_json(const std::string& text, StoredRecord* out) {
@@ -80,7 +80,7 @@ bool from_json(const std::string& text, StoredRecord* out) {
         rec.group = j.at("group").get<bool>();
         rec.name = j.at("name").get<std::string>();
         rec.unit = j.at("unit").get<std::string>();
-        rec.cgroup = j.at("cgroup").get<std::string>();
+        rec.cgroup.path = j.at("cgroup").get<std::string>();
     } catch (const nlohmann::json::exception&) {
         return false;
     }

@@ -17,6 +17,7 @@
 #include "procfs.h"
 #include "signals.h"
 #include "sweep.h"
+#include "cgroup.h"
 
 namespace sessreap {
 
@@ -67,7 +68,7 @@ bool rule_matches(const ExcludeRule& rule, int proc_fd, const Member& m) {
 
 class Teardown {
 public:
-    Teardown(const TeardownContext& ctx, const LaunchRecord& rec, Report* report)
+    Teardown(const TeardownContext& ctx, LaunchRecord& rec, Report* report)
         : ctx_(ctx), cfg_(ctx.config), rec_(rec), report_(*report),
           scanner_(ctx.proc_fd) {}
 
@@ -84,11 +85,17 @@ private:
     void continue_if_stopped(int pidfd, const Member& m, int layer);
     void note_signal(const Member& m, int sig, int layer);
     void wait_for_exit(int64_t deadline);
+    void wait_by_rescanning(int64_t deadline);
+    bool member_of_pid(pid_t pid, Member* out);
+    void watch(pid_t pid);
+    void term_outer_layers();
+    void kill_outer_layers();
+    void signal_cgroup(int sig);
     bool expired() const { return now_ns() >= deadline_; }
 
     const TeardownContext& ctx_;
     const Config& cfg_;
-    const LaunchRecord& rec_;
+    LaunchRecord& rec_;
     Report& report_;
     SessionScanner scanner_;
     int64_t start_ = now_ns();
@@ -317,6 +324,121 @@ void Teardown::wait_for_exit(int64_t deadline) {
     }
 }
 
+// Without pidfds to wait on, the grace period is kept by looking again every
+// 20 ms until the session is empty or the period is over.
+void Teardown::wait_by_rescanning(int64_t deadline) {
+    std::vector<Member> left;
+    while (now_ns() < deadline) {
+        poll(nullptr, 0, int(std::min<int64_t>(20, (deadline - now_ns()) / 1'000'000 + 1)));
+        if (scan(&left) == 0 && left.empty()) return;
+    }
+}
+
+// Fills *out from /proc/PID/stat for the log; false when pid is gone.
+bool Teardown::member_of_pid(pid_t pid, Member* out) {
+    StatFields st;
+    if (read_stat(ctx_.proc_fd, pid, &st) < 0 || state_is_gone(st.state)) return false;
+    *out = Member{pid, st.pgrp, st.state, st.comm};
+    return true;
+}
+
+// Waits on pid too: the grace period then covers what the scope and cgroup
+// layers signalled. A pid recycled meanwhile only costs a wait.
+void Teardown::watch(pid_t pid) {
+    if (fd_starved_) return;
+    int fd = pidfd_open(pid);
+    if (fd >= 0) waitset_.emplace_back(fd);
+}
+
+// The cgroup's members, signalled one by one through pidfds: pinned first,
+// then signalled only if the cgroup still lists them (a pid could have been
+// recycled between the listing and the pin).
+void Teardown::signal_cgroup(int sig) {
+    auto listed = cgroup_list_pids(rec_.cgroup.dir.get());
+    if (!listed) {
+        report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+        ctx_.log.log(LOG_WARNING, listed.error().message + ", ignoring");
+        return;
+    }
+    std::vector<std::pair<pid_t, UniqueFd>> pinned;
+    for (pid_t pid : listed.value()) {
+        if (pid <= 1 || pid == ctx_.host.pid) continue;
+        int fd = pidfd_open(pid);
+        if (fd >= 0) pinned.emplace_back(pid, UniqueFd(fd));
+    }
+    auto again = cgroup_list_pids(rec_.cgroup.dir.get());
+    if (!again) return;
+
+    for (auto& [pid, fd] : pinned) {
+        Member m;
+        if (std::find(again->begin(), again->end(), pid) == again->end() ||
+            !member_of_pid(pid, &m))
+            continue;
+        if (!cfg_.teardown.dry_run && pidfd_signal(fd.get(), sig) < 0) continue;
+        note_signal(m, sig, SESSREAP_LAYER_CGROUP);
+        if (!fd_starved_) waitset_.push_back(std::move(fd));
+    }
+}
+
+// The scope and cgroup layers get the termination signal together with the
+// group and sweep, so that one grace period serves them all.
+void Teardown::term_outer_layers() {
+    const int sig = cfg_.teardown.term_signal;
+    if (!rec_.unit.empty() && ctx_.scope) {
+        auto procs = ctx_.scope->processes(rec_.unit);
+        if (!procs) {
+            report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+        } else if (!procs->empty()) {
+            int r = cfg_.teardown.dry_run ? 0 : ctx_.scope->kill(rec_.unit, sig);
+            if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
+            if (r < 0 && r != -EPERM) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+            for (pid_t pid : procs.value()) {
+                Member m;
+                if (r < 0 || !member_of_pid(pid, &m)) continue;
+                note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+                watch(pid);
+            }
+        }
+    }
+    if (rec_.cgroup.dir.valid()) signal_cgroup(sig);
+}
+
+// After the grace period: the scope is killed and stopped, the cgroup killed
+// and removed. Both are bounded (the bus timeout, the cap).
+void Teardown::kill_outer_layers() {
+    if (cfg_.teardown.dry_run) return;
+    const int sig = cfg_.teardown.kill_signal;
+    if (!rec_.unit.empty() && ctx_.scope && !(report_.guards & SESSREAP_GUARD_HOST_UNIT)) {
+        auto procs = ctx_.scope->processes(rec_.unit);
+        if (procs) {
+            for (pid_t pid : procs.value()) {
+                Member m;
+                if (member_of_pid(pid, &m)) note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+            }
+            if (!procs->empty()) ctx_.scope->kill(rec_.unit, sig);
+        }
+        int r = ctx_.scope->stop(rec_.unit);
+        if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
+        else if (r < 0) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+    }
+    if (rec_.cgroup.dir.valid()) {
+        auto hook = [&](pid_t pid, int s) {
+            Member m;
+            if (member_of_pid(pid, &m)) note_signal(m, s, SESSREAP_LAYER_CGROUP);
+        };
+        auto killed = cgroup_kill_and_remove(rec_.cgroup, sig, deadline_, cfg_.cgroup.kill, hook);
+        if (!killed) {
+            report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+            ctx_.log.log(LOG_WARNING, killed.error().message + ", ignoring");
+        } else if (killed->used_cgroup_kill && killed->killed > 0) {
+            ctx_.log.log(LOG_INFO, "Killed " + std::to_string(killed->killed) +
+                                       " process(es) through " + rec_.cgroup.path +
+                                       "/cgroup.kill, layer cgroup",
+                         {Event::signal_sent, 0, nullptr, sig, "cgroup", nullptr});
+        }
+    }
+}
+
 int Teardown::run() {
     deadline_ = start_ + std::chrono::nanoseconds(cfg_.teardown.cap).count();
     if (cfg_.teardown.dry_run) report_.flags |= SESSREAP_REPORT_DRY_RUN;
@@ -324,16 +446,17 @@ int Teardown::run() {
     apply_guards();
 
     std::vector<Member> members;
-    if (group_ok_ || sweep_ok_) {
-        blind_ = scan(&members);
-        if (!members.empty()) {
-            signal_all(members, cfg_.teardown.term_signal);
-            if (!cfg_.teardown.dry_run) {
-                int64_t grace = start_ + std::chrono::nanoseconds(cfg_.teardown.grace).count();
-                wait_for_exit(std::min(grace, deadline_));
-            }
-        }
+    if (group_ok_ || sweep_ok_) blind_ = scan(&members);
+    term_outer_layers();
+    if (!members.empty()) signal_all(members, cfg_.teardown.term_signal);
+    if (!cfg_.teardown.dry_run) {
+        int64_t grace = start_ + std::chrono::nanoseconds(cfg_.teardown.grace).count();
+        if (!waitset_.empty()) wait_for_exit(std::min(grace, deadline_));
+        if (fd_starved_ && !members.empty()) wait_by_rescanning(std::min(grace, deadline_));
+    }
+    kill_outer_layers();
 
+    if (group_ok_ || sweep_ok_) {
         while (!cfg_.teardown.dry_run && !members.empty()) {
             blind_ = scan(&members);
             std::erase_if(members, [&](const Member& m) { return spared_.count(m.pid) > 0; });
@@ -370,7 +493,7 @@ int Teardown::run() {
 
 } // namespace
 
-int teardown(const TeardownContext& ctx, const LaunchRecord& record, Report* report) {
+int teardown(const TeardownContext& ctx, LaunchRecord& record, Report* report) {
     return Teardown(ctx, record, report).run();
 }
 

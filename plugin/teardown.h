@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "scope_layer.h"
 #include "sessreap/sessreap.h"
 #include "sweep.h"
 
@@ -50,6 +51,8 @@ struct TeardownContext {
     HostIds host;
     // /proc hides other users' processes (hidepid): the sweep sees only ours.
     bool proc_hides_others = false;
+    // The handle's systemd scope layer; null when systemd.scope is off.
+    ScopeLayer* scope = nullptr;
     // Tests only: runs after each scan, before anything found is signalled,
     // so a test can recycle a candidate's pid in exactly that window.
     std::function<void(const std::vector<Member>&)> after_scan = nullptr;
@@ -59,7 +62,7 @@ struct TeardownContext {
 // config.teardown.cap. Returns 0 when nothing of it is left alive, -ETIMEDOUT
 // when survivors remain (listed in report), or the negative errno of a /proc
 // walk that failed (then what is alive is unknown).
-int teardown(const TeardownContext& ctx, const LaunchRecord& record, Report* report);
+int teardown(const TeardownContext& ctx, LaunchRecord& record, Report* report);
 
 // The layer names used in logs, the journal and the docs.
 const char* layer_name(int layer);
