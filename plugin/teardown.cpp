@@ -108,6 +108,7 @@ private:
     std::vector<UniqueFd> waitset_;
     std::array<std::unordered_set<pid_t>, SESSREAP_LAYER_COUNT> hit_;
     std::unordered_set<pid_t> spared_;
+    std::unordered_set<pid_t> outer_hit_; // signalled by the scope or cgroup layer this phase
 };
 
 // A session or group id names a process only as long as some process uses
@@ -295,8 +296,12 @@ void Teardown::signal_all(const std::vector<Member>& members, int sig) {
     if (group_ok_) signal_group(members, sig);
     if (!sweep_ok_) return;
 
-    for (const Member& m : members)
-        if (!group_ok_ || m.pgrp != rec_.pgrp) signal_one(m, sig, SESSREAP_LAYER_SWEEP);
+    for (const Member& m : members) {
+        if (group_ok_ && m.pgrp == rec_.pgrp) continue;
+        if (outer_hit_.count(m.pid)) continue; // the scope or cgroup layer just did
+        signal_one(m, sig, SESSREAP_LAYER_SWEEP);
+    }
+    outer_hit_.clear();
 }
 
 // Waits on the pidfds of everything signalled, never in a sleep loop: a pidfd
@@ -376,6 +381,7 @@ void Teardown::signal_cgroup(int sig) {
             continue;
         if (!cfg_.teardown.dry_run && pidfd_signal(fd.get(), sig) < 0) continue;
         note_signal(m, sig, SESSREAP_LAYER_CGROUP);
+        outer_hit_.insert(pid);
         if (!fd_starved_) waitset_.push_back(std::move(fd));
     }
 }
@@ -396,6 +402,7 @@ void Teardown::term_outer_layers() {
                 Member m;
                 if (r < 0 || !member_of_pid(pid, &m)) continue;
                 note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+                outer_hit_.insert(pid);
                 watch(pid);
             }
         }

@@ -9,8 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
+#include "cgroup.h"
 #include "process.h"
 
 using namespace testing_support;
@@ -183,4 +186,81 @@ TEST_F(HostShim, ReapStaleKillsWhatDeadHostLeftAndOnlyThat) {
     EXPECT_EQ(res.status, 0);
     EXPECT_NE(res.err.find("no stale launch records"), std::string::npos) << res.err;
     kill_own(decoys[0]);
+}
+
+namespace {
+
+// A cgroup2 directory of the test's own, removed (with what is left in it)
+// when the test ends.
+struct TestCgroup {
+    std::string path;
+    TestCgroup() {
+        auto mount = sessreap::find_cgroup2_mount();
+        if (!mount) return;
+        std::string dir = mount.value() + "/sessreap-shim-test-" + std::to_string(getpid());
+        if (mkdir(dir.c_str(), 0755) == 0) path = dir;
+    }
+    ~TestCgroup() {
+        if (path.empty()) return;
+        std::ofstream(path + "/cgroup.kill") << 1;
+        std::system(("find '" + path + "' -depth -type d -exec rmdir {} + 2>/dev/null").c_str());
+    }
+};
+
+} // namespace
+
+// With the cgroup backstop, a setsid escapee and a double-forked daemon that
+// left the session die through cgroup.kill; the child cgroup is removed.
+TEST_F(HostShim, CgroupBackstopKillsDaemonsThatLeftTheSession) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    TestCgroup cg;
+    if (cg.path.empty()) GTEST_SKIP() << "no writable cgroup2 mount";
+    for (const char* mode : {"auto", "freeze"}) {
+        std::string config = R"({"cgroup": {"parent": ")" + cg.path + R"(", "kill": ")" + mode +
+                             R"("}, "teardown": {"grace_ms": 300}})";
+        CommandResult res = run_command({kHost, "run", "--module", kModule, "--verbose",
+                                         "--config-json", config, "--", "sh",
+                                         std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh",
+                                         pidfile_});
+        EXPECT_EQ(res.status, 0) << res.err;
+        std::vector<pid_t> pids = read_pids();
+        ASSERT_EQ(pids.size(), 3u) << res.err;
+        for (pid_t pid : pids) EXPECT_TRUE(wait_gone(pid, 2000)) << mode << " " << pid;
+        EXPECT_NE(res.err.find("layer cgroup"), std::string::npos) << res.err;
+        if (std::string(mode) == "auto") {
+            EXPECT_NE(res.err.find("cgroup.kill"), std::string::npos) << res.err;
+        }
+        CommandResult left = run_command({"find", cg.path, "-mindepth", "1", "-type", "d"});
+        EXPECT_EQ(left.out, "") << "child cgroup not removed";
+    }
+}
+
+// Control for the test above: without the cgroup (or scope) layer, the
+// daemons that left the session survive the group kill and the sweep.
+TEST_F(HostShim, DaemonsThatLeftTheSessionSurviveWithoutOuterLayers) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    CommandResult res = run_command({kHost, "run", "--module", kModule, "--grace", "300", "--",
+                                     "sh", std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh",
+                                     pidfile_});
+    EXPECT_EQ(res.status, 0) << res.err;
+    std::vector<pid_t> pids = read_pids();
+    ASSERT_EQ(pids.size(), 3u);
+    int survivors = 0;
+    for (pid_t pid : pids) survivors += alive(pid);
+    EXPECT_EQ(survivors, 2) << "the setsid escapee and the daemon live; the pgrp escapee dies";
+}
+
+// With systemd.scope on and no bus at all, launch and teardown still work
+// through the group and sweep layers, and the failure is said once.
+TEST_F(HostShim, ScopeLayerDegradesWithoutBus) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    std::string config = R"({"systemd": {"scope": "create", "bus": "system"}})";
+    CommandResult res = run_command({kHost, "run", "--module", kModule, "--grace", "300",
+                                     "--config-json", config, "--", "sh", kEscapees, pidfile_});
+    EXPECT_EQ(res.status, 0) << res.err;
+    for (pid_t pid : read_pids()) EXPECT_FALSE(alive(pid)) << pid;
+    EXPECT_NE(res.err.find("skipping the scope layer"), std::string::npos) << res.err;
+    size_t first = res.err.find("skipping the scope layer");
+    EXPECT_EQ(res.err.find("skipping the scope layer", first + 1), std::string::npos);
+    EXPECT_NE(res.err.find("signalled 7 processes (group 2, sweep 5)"), std::string::npos);
 }
