@@ -78,6 +78,9 @@ Result<std::vector<pid_t>> ScopeLayer::processes(const std::string& unit) {
     if (!c) return make_error(ENOTCONN, "The bus is down");
 
     auto procs = c->unit_processes(unit);
+    // A unit systemd no longer knows (its processes are gone and it was
+    // collected) has nothing left to signal; the bus is fine.
+    if (!procs && procs.error().code == ENOENT) return std::vector<pid_t>{};
     if (!procs) failed(procs.error());
     return procs;
 }

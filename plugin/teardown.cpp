@@ -392,19 +392,22 @@ void Teardown::term_outer_layers() {
     const int sig = cfg_.teardown.term_signal;
     if (!rec_.unit.empty() && ctx_.scope) {
         auto procs = ctx_.scope->processes(rec_.unit);
-        if (!procs) {
-            report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
-        } else if (!procs->empty()) {
-            int r = cfg_.teardown.dry_run ? 0 : ctx_.scope->kill(rec_.unit, sig);
-            if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
-            if (r < 0 && r != -EPERM) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
-            for (pid_t pid : procs.value()) {
-                Member m;
-                if (r < 0 || !member_of_pid(pid, &m)) continue;
-                note_signal(m, sig, SESSREAP_LAYER_SCOPE);
-                outer_hit_.insert(pid);
-                watch(pid);
-            }
+        if (!procs) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+
+        // Named before the signal: a process killed by it has no name left.
+        std::vector<Member> found;
+        for (pid_t pid : procs ? procs.value() : std::vector<pid_t>{}) {
+            Member m;
+            if (pid > 1 && pid != ctx_.host.pid && member_of_pid(pid, &m)) found.push_back(m);
+        }
+        int r = found.empty() || cfg_.teardown.dry_run ? 0 : ctx_.scope->kill(rec_.unit, sig);
+        if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
+        if (r < 0 && r != -EPERM) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+        for (const Member& m : found) {
+            if (r < 0) break;
+            note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+            outer_hit_.insert(m.pid);
+            watch(m.pid);
         }
     }
     if (rec_.cgroup.dir.valid()) signal_cgroup(sig);
@@ -417,12 +420,14 @@ void Teardown::kill_outer_layers() {
     const int sig = cfg_.teardown.kill_signal;
     if (!rec_.unit.empty() && ctx_.scope && !(report_.guards & SESSREAP_GUARD_HOST_UNIT)) {
         auto procs = ctx_.scope->processes(rec_.unit);
-        if (procs) {
+        if (procs && !procs->empty()) {
+            std::vector<Member> found;
             for (pid_t pid : procs.value()) {
                 Member m;
-                if (member_of_pid(pid, &m)) note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+                if (pid > 1 && pid != ctx_.host.pid && member_of_pid(pid, &m)) found.push_back(m);
             }
-            if (!procs->empty()) ctx_.scope->kill(rec_.unit, sig);
+            if (ctx_.scope->kill(rec_.unit, sig) == 0)
+                for (const Member& m : found) note_signal(m, sig, SESSREAP_LAYER_SCOPE);
         }
         int r = ctx_.scope->stop(rec_.unit);
         if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;

@@ -9,6 +9,8 @@
 // The --scope puts the inner run in a unit of its own, as a supervisor would be.
 #include "systemd_scope.h"
 
+#include "process.h"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -498,4 +500,146 @@ TEST(SystemdScope, UnprivilegedCallerIsDenied) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_TRUE(WEXITSTATUS(status) == EACCES || WEXITSTATUS(status) == EPERM)
         << "exit status " << WEXITSTATUS(status);
+}
+
+// ---- The module's scope layer, end to end, inside the real manager --------
+
+namespace {
+
+namespace ts = testing_support;
+
+std::vector<pid_t> read_pid_file(const std::string& path) {
+    std::ifstream f(path);
+    std::vector<pid_t> pids;
+    for (pid_t pid; f >> pid;) pids.push_back(pid);
+    return pids;
+}
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/sessreap-module-scope-XXXXXX";
+    return mkdtemp(tmpl) ? tmpl : "";
+}
+
+// The manager's dbus-daemon, found over the bus while it still answers.
+pid_t bus_daemon_pid() {
+    auto [status, out] = run("systemctl show -p MainPID --value dbus.service");
+    return status == 0 ? pid_t(atoi(out.c_str())) : -1;
+}
+
+} // namespace
+
+// sessreap-host run with systemd.scope=create: a setsid escapee and a
+// double-forked daemon, which the group and sweep cannot see, die; the log
+// shows the scope started and stopped.
+TEST(ModuleScope, CreateModeKillsDaemonsThatLeftTheSession) {
+    RUN_INSIDE_MANAGER();
+    std::string dir = temp_dir();
+    std::string pidfile = dir + "/pids";
+    ts::CommandResult res = ts::run_command(
+        {SESSREAP_HOST_PATH, "run", "--module", SESSREAP_MODULE_PATH, "--verbose",
+         "--config-json", R"({"systemd": {"scope": "create"}, "teardown": {"grace_ms": 300}})",
+         "--", "sh", std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh", pidfile});
+    std::vector<pid_t> pids = read_pid_file(pidfile);
+    run("rm -rf '" + dir + "'");
+
+    EXPECT_EQ(res.status, 0) << res.err;
+    ASSERT_EQ(pids.size(), 3u) << res.err;
+    for (pid_t pid : pids) EXPECT_TRUE(wait_exited(pid, 5s)) << pid << "\n" << res.err;
+    EXPECT_NE(res.err.find("Started scope sessreap-"), std::string::npos) << res.err;
+    EXPECT_NE(res.err.find("Stopped sessreap-"), std::string::npos) << res.err;
+    EXPECT_NE(res.err.find("layer scope"), std::string::npos) << res.err;
+    EXPECT_NE(res.err.find("no survivors"), std::string::npos) << res.err;
+}
+
+// systemd.scope=adopt finds the scope systemd-run made for a child, and
+// teardown stops it with everything in it.
+TEST(ModuleScope, AdoptModeStopsScopeMadeBySystemdRun) {
+    RUN_INSIDE_MANAGER();
+    auto client = connect_system();
+    ASSERT_TRUE(client);
+    std::string name = "adopt-module-" + std::to_string(getpid()) + ".scope";
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("systemd-run", "systemd-run", "--scope", "--quiet", ("--unit=" + name).c_str(),
+               "sh", "-c", "setsid sleep 1000 & sleep 1000 & exec sleep 1000", nullptr);
+        _exit(127);
+    }
+    ASSERT_GT(pid, 0);
+    std::string found;
+    for (int i = 0; i < 500 && found != name; i++) {
+        auto unit = client->unit_of_pid(pid);
+        if (unit.ok()) found = *unit;
+        std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(found, name);
+    std::this_thread::sleep_for(200ms); // let sh start its children
+
+    ts::Module m;
+    ts::TestHandle th(m, R"({"systemd": {"scope": "adopt"}, "teardown": {"grace_ms": 300}})");
+    ASSERT_EQ(m.launch(th.h, pid, nullptr), 0) << m.last_error();
+    sessreap_report r{};
+    r.size = sizeof r;
+    EXPECT_EQ(m.teardown(th.h, pid, &r), 0) << m.last_error();
+    int status = 0;
+    EXPECT_TRUE(wait_child(pid, 5s, &status));
+    EXPECT_GE(r.signalled[SESSREAP_LAYER_SCOPE], 3u);
+    EXPECT_TRUE(th.logged("Adopted " + name));
+    EXPECT_TRUE(th.logged("Stopped " + name));
+    EXPECT_FALSE(client->unit_processes(name).ok() && !client->unit_processes(name)->empty());
+}
+
+// In adopt mode a child that runs in the host's own unit is not adopted, and
+// teardown leaves that unit running.
+TEST(ModuleScope, NeverAdoptsOrStopsHostUnit) {
+    RUN_INSIDE_MANAGER();
+    auto own = sessreap::own_unit(BusKind::system);
+    ASSERT_TRUE(own.ok()) << own.error().message;
+    ts::HeldChild child([] { pause(); });
+    ts::Module m;
+    ts::TestHandle th(m, R"({"systemd": {"scope": "adopt"}, "teardown": {"grace_ms": 200}})");
+    ASSERT_EQ(m.launch(th.h, child.pid(), nullptr), 0) << m.last_error();
+    child.release();
+    sessreap_report r{};
+    r.size = sizeof r;
+    EXPECT_EQ(m.teardown(th.h, child.pid(), &r), 0);
+    EXPECT_TRUE(th.logged("the host runs in it too"));
+    EXPECT_EQ(r.signalled[SESSREAP_LAYER_SCOPE], 0u);
+    auto [status, out] = run("systemctl is-active '" + own.value() + "'");
+    EXPECT_EQ(out, "active\n");
+}
+
+// With the bus hung (its daemon stopped) after launch, teardown gives up on
+// the scope layer within the bus timeout, still kills the session through
+// the group and sweep layers, and returns within the cap.
+TEST(ModuleScope, HungBusTeardownReturnsWithinCap) {
+    RUN_INSIDE_MANAGER();
+    pid_t bus = bus_daemon_pid();
+    ASSERT_GT(bus, 1);
+    ts::PidChannel ch;
+    ts::HeldChild leader([&] {
+        ts::fork_sleeper(ch, true); // a setpgid escapee: the sweep's to kill
+        pause();
+    });
+    ts::Module m;
+    ts::TestHandle th(m, R"({"systemd": {"scope": "create", "timeout_ms": 1000},
+                             "teardown": {"grace_ms": 200, "cap_ms": 4000}})");
+    ASSERT_EQ(m.launch(th.h, leader.pid(), nullptr), 0) << m.last_error();
+    ASSERT_TRUE(th.logged("Started scope")) << "the bus must work at launch";
+    leader.release();
+    std::vector<pid_t> escapee = ch.collect(1);
+    ASSERT_EQ(escapee.size(), 1u);
+
+    kill(bus, SIGSTOP); // the harness's own dbus-daemon
+    int64_t start = sessreap::now_ns();
+    sessreap_report r{};
+    r.size = sizeof r;
+    int rc = m.teardown(th.h, leader.pid(), &r);
+    double took = seconds_since(start);
+    kill(bus, SIGCONT);
+
+    EXPECT_EQ(rc, 0) << m.last_error();
+    EXPECT_TRUE(r.guards & SESSREAP_GUARD_LAYER_FAILED);
+    EXPECT_TRUE(wait_exited(escapee[0], 2s));
+    EXPECT_LT(took, 4.0 + 2.0) << "teardown outlived its cap"; // a hang detector, not a speed test
+    EXPECT_TRUE(th.logged("skipping the scope layer"));
 }
