@@ -643,3 +643,33 @@ TEST(ModuleScope, HungBusTeardownReturnsWithinCap) {
     EXPECT_LT(took, 4.0 + 2.0) << "teardown outlived its cap"; // a hang detector, not a speed test
     EXPECT_TRUE(th.logged("skipping the scope layer"));
 }
+
+// With log.sink=journald, every signal and the unit stop reach the journal
+// with their MESSAGE_ID and SESSREAP_* fields.
+TEST(ModuleScope, LogsStructuredFieldsToJournal) {
+    RUN_INSIDE_MANAGER();
+    std::string dir = temp_dir();
+    ts::CommandResult res = ts::run_command(
+        {SESSREAP_HOST_PATH, "run", "--module", SESSREAP_MODULE_PATH, "--config-json",
+         R"({"systemd": {"scope": "create"}, "log": {"sink": "journald"},
+             "teardown": {"grace_ms": 300}})",
+         "--", "sh", std::string(SESSREAP_TEST_DIR) + "/scripts/escapees.sh", dir + "/pids"});
+    std::vector<pid_t> pids = read_pid_file(dir + "/pids");
+    run("rm -rf '" + dir + "'");
+    ASSERT_EQ(res.status, 0) << res.err;
+    ASSERT_EQ(pids.size(), 7u);
+    run("journalctl --sync");
+
+    auto [sent_status, sent] = run("journalctl --no-pager -o json "
+                                   "MESSAGE_ID=2ee61e9b21fa46538704c463cf06710d "
+                                   "SESSREAP_PID=" + std::to_string(pids[2]));
+    EXPECT_EQ(sent_status, 0) << sent;
+    EXPECT_NE(sent.find("\"SESSREAP_SIGNAL\":\"SIGTERM\""), std::string::npos) << sent;
+    EXPECT_NE(sent.find("\"SESSREAP_LAYER\":\""), std::string::npos) << sent;
+    EXPECT_NE(sent.find("\"SESSREAP_COMM\":\""), std::string::npos) << sent;
+
+    auto [stop_status, stopped] = run("journalctl --no-pager -o json "
+                                      "MESSAGE_ID=8db79d9511174f009524b9db86e3e7d0");
+    EXPECT_NE(stopped.find("\"SESSREAP_UNIT\":\"sessreap-"), std::string::npos) << stopped;
+    EXPECT_NE(stopped.find("\"SESSREAP_LAYER\":\"scope\""), std::string::npos) << stopped;
+}
