@@ -167,6 +167,15 @@ int run_teardown(Handle& h, LaunchRecord& rec, Report* report) {
     return teardown(ctx, rec, report);
 }
 
+// Marks a record done on disk; failing that, a reaper could later take the
+// child for one a dead host left behind, so it is said.
+void forget_state(Handle& h, pid_t pid) {
+    if (!h.state) return;
+    if (Status st = h.state->remove(pid); !st)
+        h.log.log(LOG_WARNING, st.error().message + ": the record of pid " +
+                                   std::to_string(pid) + " stays on disk, ignoring");
+}
+
 // Adds one teardown's report to a running sum.
 void add_report(const Report& one, Report* sum) {
     for (int l = 0; l < SESSREAP_LAYER_COUNT; ++l) sum->signalled[l] += one.signalled[l];
@@ -184,20 +193,24 @@ int reap_stale_records(Handle& h, bool same_exe, Report* sum, int* first_error) 
     auto stale = h.state->claim_stale(h.proc.get(), same_exe, &skipped);
     for (const std::string& why : skipped) h.log.log(LOG_NOTICE, why);
 
-    for (StoredRecord& rec : stale) {
-        CgroupRecord& cg = rec.launch.cgroup;
-        if (!cg.path.empty())
-            cg.dir.reset(open(cg.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        h.log.log(LOG_NOTICE, "Reaping session " + std::to_string(rec.launch.session) +
-                                  " left by host pid " + std::to_string(rec.host.pid) + " (" +
-                                  rec.host.exe + "), which is gone");
-        Report one;
-        int r = run_teardown(h, rec.launch, &one);
-        add_report(one, sum);
-        if (r < 0 && *first_error == 0) *first_error = r;
-        StateStore::release(rec);
+    int reaped = 0;
+    for (StaleJournal& journal : stale) {
+        for (LaunchRecord& rec : journal.records) {
+            CgroupRecord& cg = rec.cgroup;
+            if (!cg.path.empty())
+                cg.dir.reset(open(cg.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            h.log.log(LOG_NOTICE, "Reaping session " + std::to_string(rec.session) +
+                                      " left by host pid " + std::to_string(journal.host.pid) +
+                                      " (" + journal.host.exe + "), which is gone");
+            Report one;
+            int r = run_teardown(h, rec, &one);
+            add_report(one, sum);
+            if (r < 0 && *first_error == 0) *first_error = r;
+            ++reaped;
+        }
+        StateStore::release(journal);
     }
-    return int(stale.size());
+    return reaped;
 }
 
 // Persistence is best effort: a host that cannot write its records still
@@ -215,7 +228,8 @@ void open_state(Handle& h) {
         h.log.log(LOG_WARNING, self.error().message + ", ignoring");
         return;
     }
-    auto store = std::make_unique<StateStore>(dir, std::move(self.value()));
+    static std::atomic<uint64_t> handle_seq{0};
+    auto store = std::make_unique<StateStore>(dir, std::move(self.value()), ++handle_seq);
     if (Status st = store->prepare(); !st) {
         h.log.log(LOG_WARNING, st.error().message + ": launch records are not persisted, ignoring");
         return;
@@ -250,7 +264,7 @@ int close_handle(sessreap_handle* h) {
             if (r < 0 && first == 0)
                 first = fail(-r, "Teardown of pid " + std::to_string(pid) + " at close failed");
         }
-        if (handle->state) handle->state->remove(pid);
+        forget_state(*handle, pid);
     }
     return first;
 }
@@ -296,7 +310,7 @@ int forget(sessreap_handle* h, pid_t pid) {
     if (!handle) return bad_handle(h);
     auto rec = handle->registry.take(pid);
     if (!rec) return fail(ENOENT, "pid " + std::to_string(pid) + " is not tracked");
-    if (handle->state) handle->state->remove(pid);
+    forget_state(*handle, pid);
     if (rec->cgroup.dir.valid()) {
         auto left = cgroup_forget(rec->cgroup);
         if (left && !left->removed)
@@ -330,9 +344,7 @@ int teardown_child(sessreap_handle* h, pid_t pid, sessreap_report* out) {
         throw;
     }
     if (out) copy_report(report, out);
-    if (r == 0 || r == -ETIMEDOUT) {
-        if (handle->state) handle->state->remove(pid);
-    }
+    if (r == 0 || r == -ETIMEDOUT) forget_state(*handle, pid);
     if (r == -ETIMEDOUT)
         return fail(-r, std::to_string(report.survivors.size()) + " process(es) of session " +
                             std::to_string(rec->session) + " survived the teardown");

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "procfs.h"
@@ -15,18 +17,34 @@
 namespace sessreap {
 namespace {
 
-std::string read_small_file(const std::string& path) {
+using json = nlohmann::json;
+
+// Past this size a journal is rewritten with only its live records.
+constexpr size_t kCompactBytes = 1 << 20;
+constexpr size_t kMaxJournal = 64 << 20;
+
+std::string read_file(const std::string& path, size_t limit) {
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd.valid()) return "";
-    char buf[8192];
-    ssize_t n = read(fd.get(), buf, sizeof buf);
-    return n > 0 ? std::string(buf, size_t(n)) : "";
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    while (out.size() < limit && (n = read(fd.get(), buf, sizeof buf)) > 0)
+        out.append(buf, size_t(n));
+    return out;
 }
 
 std::string read_boot_id() {
-    std::string id = read_small_file("/proc/sys/kernel/random/boot_id");
+    std::string id = read_file("/proc/sys/kernel/random/boot_id", 128);
     while (!id.empty() && id.back() == '\n') id.pop_back();
     return id;
+}
+
+// The PID namespace we run in, as "dev:inode" of /proc/self/ns/pid.
+std::string read_pid_namespace() {
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) < 0) return "";
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
 }
 
 // mkdir -p, with mode 0700 for the parts it creates.
@@ -37,56 +55,70 @@ int make_dirs(const std::string& dir) {
     }
 }
 
-// The PID namespace we run in, as "dev:inode" of /proc/self/ns/pid.
-std::string read_pid_namespace() {
-    struct stat st;
-    if (stat("/proc/self/ns/pid", &st) < 0) return "";
-    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+json host_json(const HostIdentity& h) {
+    return {{"version", 2},         {"boot_id", h.boot_id}, {"host_pid", h.pid},
+            {"host_starttime", h.starttime}, {"host_exe", h.exe},
+            {"pid_namespace", h.pid_namespace}};
 }
 
-nlohmann::json to_json(const HostIdentity& host, const LaunchRecord& rec) {
-    return {{"version", 1},
-            {"boot_id", host.boot_id},
-            {"host_pid", host.pid},
-            {"host_starttime", host.starttime},
-            {"host_exe", host.exe},
-            {"pid_namespace", host.pid_namespace},
-            {"pid", rec.pid},
-            {"session", rec.session},
-            {"pgrp", rec.pgrp},
-            {"starttime", rec.starttime},
-            {"sweep", rec.sweep},
-            {"group", rec.group},
-            {"name", rec.name},
-            {"unit", rec.unit},
-            {"cgroup", rec.cgroup.path}};
+json record_json(const LaunchRecord& r) {
+    return {{"pid", r.pid},     {"session", r.session}, {"pgrp", r.pgrp},
+            {"starttime", r.starttime}, {"sweep", r.sweep}, {"group", r.group},
+            {"name", r.name},   {"unit", r.unit},       {"cgroup", r.cgroup.path}};
 }
 
-bool from_json(const std::string& text, StoredRecord* out) {
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1) return false;
+bool parse_host(const json& j, HostIdentity* h) {
+    if (!j.is_object() || j.value("version", 0) != 2) return false;
+    h->boot_id = j.at("boot_id").get<std::string>();
+    h->pid = j.at("host_pid").get<pid_t>();
+    h->starttime = j.at("host_starttime").get<uint64_t>();
+    h->exe = j.at("host_exe").get<std::string>();
+    h->pid_namespace = j.at("pid_namespace").get<std::string>();
+    return true;
+}
+
+// A record with ids no live launch could have is refused outright.
+bool parse_record(const json& j, LaunchRecord* r) {
+    r->pid = j.at("pid").get<pid_t>();
+    r->session = j.at("session").get<pid_t>();
+    r->pgrp = j.at("pgrp").get<pid_t>();
+    r->starttime = j.at("starttime").get<uint64_t>();
+    r->sweep = j.at("sweep").get<bool>();
+    r->group = j.at("group").get<bool>();
+    r->name = j.at("name").get<std::string>();
+    r->unit = j.at("unit").get<std::string>();
+    r->cgroup.path = j.at("cgroup").get<std::string>();
+    return r->pid > 1 && r->session >= 0 && r->pgrp >= 0 && r->starttime > 0;
+}
+
+// Replays a journal: its host, and the records launched and not done. Lines
+// that do not parse (a torn last line) are skipped.
+bool replay(const std::string& text, HostIdentity* host, std::vector<LaunchRecord>* live) {
+    std::istringstream lines(text);
+    std::string line;
+    if (!std::getline(lines, line)) return false;
     try {
-        out->host.boot_id = j.at("boot_id").get<std::string>();
-        out->host.pid = j.at("host_pid").get<pid_t>();
-        out->host.starttime = j.at("host_starttime").get<uint64_t>();
-        out->host.exe = j.at("host_exe").get<std::string>();
-        out->host.pid_namespace = j.at("pid_namespace").get<std::string>();
-        LaunchRecord& rec = out->launch;
-        rec.pid = j.at("pid").get<pid_t>();
-        rec.session = j.at("session").get<pid_t>();
-        rec.pgrp = j.at("pgrp").get<pid_t>();
-        rec.starttime = j.at("starttime").get<uint64_t>();
-        rec.sweep = j.at("sweep").get<bool>();
-        rec.group = j.at("group").get<bool>();
-        rec.name = j.at("name").get<std::string>();
-        rec.unit = j.at("unit").get<std::string>();
-        rec.cgroup.path = j.at("cgroup").get<std::string>();
-    } catch (const nlohmann::json::exception&) {
+        if (!parse_host(json::parse(line), host)) return false;
+    } catch (const json::exception&) {
         return false;
     }
-    // A record with ids no live launch could have is refused outright.
-    const LaunchRecord& r = out->launch;
-    return r.pid > 1 && r.session >= 0 && r.pgrp >= 0 && r.starttime > 0;
+
+    std::unordered_map<pid_t, LaunchRecord> open;
+    while (std::getline(lines, line)) {
+        json j = json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) continue;
+        try {
+            if (j.contains("done")) {
+                open.erase(j["done"].get<pid_t>());
+            } else if (j.contains("launch")) {
+                LaunchRecord r;
+                if (parse_record(j["launch"], &r)) open[r.pid] = std::move(r);
+            }
+        } catch (const json::exception&) {
+        }
+    }
+    for (auto& [pid, r] : open) live->push_back(std::move(r));
+    return true;
 }
 
 } // namespace
@@ -106,9 +138,15 @@ Result<HostIdentity> HostIdentity::current(int proc_fd) {
     return id;
 }
 
-std::string StateStore::file_for(pid_t host_pid, uint64_t host_start, pid_t pid) const {
-    return dir_ + "/" + std::to_string(host_pid) + "-" + std::to_string(host_start) + "-" +
-           std::to_string(pid) + ".json";
+StateStore::StateStore(std::string dir, HostIdentity self, uint64_t handle_id)
+    : dir_(std::move(dir)), self_(std::move(self)) {
+    path_ = dir_ + "/" + std::to_string(self_.pid) + "-" + std::to_string(self_.starttime) + "-" +
+            std::to_string(handle_id) + ".journal";
+}
+
+StateStore::~StateStore() {
+    std::lock_guard lock(mutex_);
+    if (fd_.valid()) unlink(path_.c_str());
 }
 
 Status StateStore::prepare() {
@@ -119,76 +157,109 @@ Status StateStore::prepare() {
     return Ok{};
 }
 
-Status StateStore::save(const LaunchRecord& rec) {
-    std::string path = file_for(self_.pid, self_.starttime, rec.pid);
-    std::string tmp = path + ".tmp";
-    std::string text = to_json(self_, rec).dump() + "\n";
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd.valid())
-        return make_error(errno, "Failed to write " + tmp + ": " + errno_string(errno));
-    if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size())) {
-        int err = errno ? errno : EIO;
-        unlink(tmp.c_str());
-        return make_error(err, "Failed to write " + tmp + ": " + errno_string(err));
-    }
-    fd.reset();
+// Opened at the first launch, so a handle that launches nothing leaves no file.
+Status StateStore::open_journal() {
+    fd_.reset(open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+                   0600));
+    if (!fd_.valid())
+        return make_error(errno, "Failed to open " + path_ + ": " + errno_string(errno));
+    written_ = 0;
+    return append(host_json(self_).dump() + "\n");
+}
 
-    // rename(2) replaces atomically: a reaper sees the old file or the new,
-    // never half of one.
-    if (rename(tmp.c_str(), path.c_str()) < 0) {
-        int err = errno;
-        unlink(tmp.c_str());
-        return make_error(err, "Failed to rename " + tmp + ": " + errno_string(err));
+Status StateStore::append(const std::string& line) {
+    if (write(fd_.get(), line.data(), line.size()) != ssize_t(line.size())) {
+        int err = errno ? errno : EIO;
+        return make_error(err, "Failed to write " + path_ + ": " + errno_string(err));
     }
+    written_ += line.size();
     return Ok{};
 }
 
-void StateStore::remove(pid_t pid) {
-    unlink(file_for(self_.pid, self_.starttime, pid).c_str());
+Status StateStore::save(const LaunchRecord& rec) {
+    std::string line = json{{"launch", record_json(rec)}}.dump() + "\n";
+    std::lock_guard lock(mutex_);
+    if (!fd_.valid())
+        if (Status st = open_journal(); !st) return st;
+    if (Status st = append(line); !st) return st;
+    live_[rec.pid] = std::move(line);
+    if (written_ > kCompactBytes && written_ > 8 * live_.size() * 256) compact();
+    return Ok{};
 }
 
-std::vector<StoredRecord> StateStore::claim_stale(int proc_fd, bool same_exe,
+Status StateStore::remove(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    if (!fd_.valid() || live_.erase(pid) == 0) return Ok{};
+
+    // Nothing tracked: start the journal afresh instead of letting it grow.
+    if (live_.empty() && ftruncate(fd_.get(), 0) == 0) {
+        written_ = 0;
+        return append(host_json(self_).dump() + "\n");
+    }
+    return append(json{{"done", pid}}.dump() + "\n");
+}
+
+// Rewrites the journal with the live records only, then renames it over the
+// old one: a reader sees one or the other, whole.
+void StateStore::compact() {
+    std::string tmp = path_ + ".tmp";
+    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+                     0600));
+    if (!fd.valid()) return;
+    std::string text = host_json(self_).dump() + "\n";
+    for (const auto& [pid, line] : live_) text += line;
+    if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()) ||
+        rename(tmp.c_str(), path_.c_str()) < 0) {
+        unlink(tmp.c_str());
+        return;
+    }
+    fd_ = std::move(fd);
+    written_ = text.size();
+}
+
+std::vector<StaleJournal> StateStore::claim_stale(int proc_fd, bool same_exe,
                                                   std::vector<std::string>* skipped) {
-    std::vector<StoredRecord> out;
+    std::vector<StaleJournal> out;
     DIR* d = opendir(dir_.c_str());
     if (!d) return out;
 
     while (dirent* e = readdir(d)) {
         std::string name = e->d_name;
-        if (name.size() < 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+        const std::string ext = ".journal";
+        if (name.size() <= ext.size() || name.compare(name.size() - ext.size(), ext.size(), ext))
+            continue;
         std::string path = dir_ + "/" + name;
 
-        StoredRecord rec;
-        if (!from_json(read_small_file(path), &rec)) {
-            skipped->push_back(path + ": not a sessreap launch record, ignoring");
+        StaleJournal j;
+        if (!replay(read_file(path, kMaxJournal), &j.host, &j.records)) {
+            skipped->push_back(path + ": not a sessreap launch journal, ignoring");
             continue;
         }
-        if (rec.host.boot_id != self_.boot_id) {
+        if (j.host.boot_id != self_.boot_id) {
             // Every id in it belongs to a boot that is over.
             unlink(path.c_str());
             skipped->push_back(path + ": written before the last boot, removed");
             continue;
         }
-        if (rec.host.pid_namespace != self_.pid_namespace) {
-            // Its pids are another namespace's: here they name other processes.
+        if (j.host.pid_namespace != self_.pid_namespace) {
             skipped->push_back(path + ": written in another PID namespace, ignoring");
             continue;
         }
         StatFields st;
-        bool host_alive = read_stat(proc_fd, rec.host.pid, &st) == 0 &&
-                          st.starttime == rec.host.starttime && !state_is_gone(st.state);
-        if (host_alive || (same_exe && rec.host.exe != self_.exe)) continue;
+        bool host_alive = read_stat(proc_fd, j.host.pid, &st) == 0 &&
+                          st.starttime == j.host.starttime && !state_is_gone(st.state);
+        if (host_alive || (same_exe && j.host.exe != self_.exe)) continue;
 
         // Claim it: only one reaper's rename can succeed.
         std::string claimed = path + ".reaping." + std::to_string(self_.pid);
         if (rename(path.c_str(), claimed.c_str()) < 0) continue;
-        rec.path = claimed;
-        out.push_back(std::move(rec));
+        j.path = claimed;
+        out.push_back(std::move(j));
     }
     closedir(d);
     return out;
 }
 
-void StateStore::release(const StoredRecord& rec) { unlink(rec.path.c_str()); }
+void StateStore::release(const StaleJournal& journal) { unlink(journal.path.c_str()); }
 
 } // namespace sessreap

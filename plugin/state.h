@@ -5,7 +5,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "registry.h"
@@ -13,8 +15,8 @@
 
 namespace sessreap {
 
-// Who wrote a record: a host is the same process only if pid, start time and
-// boot all match.
+// Who wrote a journal: a host is the same process only if pid, start time and
+// boot all match; its pids mean something only in its PID namespace.
 struct HostIdentity {
     pid_t pid = 0;
     uint64_t starttime = 0;
@@ -25,43 +27,55 @@ struct HostIdentity {
     static Result<HostIdentity> current(int proc_fd);
 };
 
-// A launch record as persisted: the child's ids, no descriptors.
-struct StoredRecord {
-    std::string path;
+// The live records of one journal whose host is gone, claimed by a reaper.
+struct StaleJournal {
+    std::string path; // renamed to *.reaping.PID: no other reaper takes it
     HostIdentity host;
-    LaunchRecord launch;
+    std::vector<LaunchRecord> records; // no pidfds: read back from disk
 };
 
+// One append-only journal per handle: a launch appends its record, a
+// teardown or forget appends "done". One write(2) per line, O_APPEND, so a
+// host that dies leaves at worst a torn last line, which readers skip. An
+// append costs a couple of microseconds where a file per record (create and
+// rename) costs hundreds on a disk-backed /run. The journal is emptied when
+// the handle tracks nothing and compacted when it grows.
 class StateStore {
 public:
-    StateStore(std::string dir, HostIdentity self) : dir_(std::move(dir)), self_(std::move(self)) {}
+    StateStore(std::string dir, HostIdentity self, uint64_t handle_id);
+    ~StateStore();
 
     // Creates the directory (0700) when missing and checks it is writable.
     Status prepare();
-    const std::string& dir() const { return dir_; }
+
+    Status save(const LaunchRecord& rec);
+    // Marks pid done. A failure (a full disk) means a reaper could later take
+    // the child as left behind; the caller logs it.
+    Status remove(pid_t pid);
+
     const HostIdentity& self() const { return self_; }
 
-    // Writes the record atomically (a temporary file renamed into place).
-    Status save(const LaunchRecord& rec);
-    // Removes the record of pid written by this host; a missing one is fine.
-    void remove(pid_t pid);
-
-    // Claims the records of hosts that are gone: each is renamed so that only
-    // one reaper takes it. Records of another boot are deleted and skipped;
-    // records of another PID namespace are skipped (their pids mean other
-    // processes here).
-    // With same_exe, only records written by a host running our executable.
-    // Errors of single files are collected in *skipped.
-    std::vector<StoredRecord> claim_stale(int proc_fd, bool same_exe,
+    // Claims the journals of hosts that are gone. Journals of another boot
+    // are deleted and skipped; those of another PID namespace are skipped
+    // (their pids mean other processes here). With same_exe, only journals
+    // of hosts that ran our executable. Reasons for skips go to *skipped.
+    std::vector<StaleJournal> claim_stale(int proc_fd, bool same_exe,
                                           std::vector<std::string>* skipped);
-    // Deletes a claimed record once it was torn down.
-    static void release(const StoredRecord& rec);
+    // Deletes a claimed journal once its records were torn down.
+    static void release(const StaleJournal& journal);
 
 private:
-    std::string file_for(pid_t host_pid, uint64_t host_start, pid_t pid) const;
+    Status open_journal();
+    Status append(const std::string& line);
+    void compact();
 
     std::string dir_;
+    std::string path_;
     HostIdentity self_;
+    std::mutex mutex_;
+    UniqueFd fd_;
+    std::unordered_map<pid_t, std::string> live_; // pid -> its launch line
+    size_t written_ = 0;
 };
 
 } // namespace sessreap

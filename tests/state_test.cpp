@@ -1,20 +1,19 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Persisted launch records: what a reaper may act on, and what it must not.
+// Persisted launch journals: what a reaper may act on, and what it must not.
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "procfs.h"
-#include "process.h"
 #include "state.h"
 
 using namespace sessreap;
-using namespace testing_support;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -31,135 +30,154 @@ protected:
         ASSERT_TRUE(self.ok());
         self_ = self.value();
     }
-    void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+    void TearDown() override { fs::remove_all(dir_); }
 
-    // Writes a record as a host with the given identity would.
-    std::string write_as(HostIdentity host, pid_t child) {
-        StateStore store(dir_, std::move(host));
-        EXPECT_TRUE(store.prepare().ok());
+    static LaunchRecord record(pid_t pid) {
         LaunchRecord rec;
-        rec.pid = rec.session = rec.pgrp = child;
+        rec.pid = rec.session = rec.pgrp = pid;
         rec.starttime = 12345;
-        EXPECT_TRUE(store.save(rec).ok());
-        return dir_;
+        return rec;
+    }
+
+    // A store as a host with the given identity would keep it.
+    std::unique_ptr<StateStore> store_as(HostIdentity host, uint64_t id = 1) {
+        auto store = std::make_unique<StateStore>(dir_, std::move(host), id);
+        EXPECT_TRUE(store->prepare().ok());
+        return store;
+    }
+
+    HostIdentity dead_host() {
+        HostIdentity dead = self_;
+        dead.starttime += 1; // our pid, another start time: that host is gone
+        return dead;
     }
 
     size_t files() {
         size_t n = 0;
-        for (auto& line : list()) n += !line.empty();
+        for (auto& e : fs::directory_iterator(dir_)) n += e.is_regular_file();
         return n;
     }
-    std::vector<std::string> list() {
-        CommandResult res = run_command({"ls", dir_});
-        std::vector<std::string> out;
-        std::string cur;
-        for (char c : res.out) {
-            if (c == '\n') {
-                out.push_back(cur);
-                cur.clear();
-            } else {
-                cur += c;
-            }
-        }
-        return out;
+
+    std::vector<StaleJournal> claim(bool same_exe = false) {
+        StateStore reaper(dir_, self_, 99);
+        skipped_.clear();
+        return reaper.claim_stale(proc_.get(), same_exe, &skipped_);
     }
 
     std::string dir_;
     UniqueFd proc_;
     HostIdentity self_;
+    std::vector<std::string> skipped_;
 };
 
 } // namespace
 
-// A record is written atomically on launch and gone after remove.
-TEST_F(StateStoreTest, SavesAndRemovesRecords) {
-    StateStore store(dir_, self_);
-    ASSERT_TRUE(store.prepare().ok());
-    LaunchRecord rec;
-    rec.pid = rec.session = rec.pgrp = 4242;
-    rec.starttime = 99;
-    ASSERT_TRUE(store.save(rec).ok());
-    ASSERT_EQ(files(), 1u);
-    EXPECT_EQ(list()[0].find(".tmp"), std::string::npos);
-    store.remove(4242);
+// A dead host's launched-and-not-done records are claimed, and only those.
+TEST_F(StateStoreTest, ClaimsLiveRecordsOfDeadHost) {
+    auto store = store_as(dead_host());
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    ASSERT_TRUE(store->save(record(4343)).ok());
+    ASSERT_TRUE(store->remove(4242).ok());
+    store.release(); // the host "dies": its journal stays behind
+
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    ASSERT_EQ(stale[0].records.size(), 1u);
+    EXPECT_EQ(stale[0].records[0].pid, 4343);
+    EXPECT_EQ(stale[0].records[0].starttime, 12345u);
+    StateStore::release(stale[0]);
     EXPECT_EQ(files(), 0u);
 }
 
-// The records of a live host (ourselves) are never claimed.
-TEST_F(StateStoreTest, NeverClaimsRecordsOfLiveHost) {
-    write_as(self_, 4242);
-    StateStore reaper(dir_, self_);
-    std::vector<std::string> skipped;
-    EXPECT_TRUE(reaper.claim_stale(proc_.get(), false, &skipped).empty());
+// A journal is claimed once: a second reaper finds nothing.
+TEST_F(StateStoreTest, ClaimsJournalExactlyOnce) {
+    auto store = store_as(dead_host());
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    store.release();
+    EXPECT_EQ(claim().size(), 1u);
+    EXPECT_TRUE(claim().empty());
+}
+
+// The journal of a live host (ourselves) is never claimed.
+TEST_F(StateStoreTest, NeverClaimsJournalOfLiveHost) {
+    auto store = store_as(self_);
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    EXPECT_TRUE(claim().empty());
     EXPECT_EQ(files(), 1u);
 }
 
-// A dead host's record is claimed once: a second reaper finds nothing.
-TEST_F(StateStoreTest, ClaimsDeadHostRecordExactlyOnce) {
-    HostIdentity dead = self_;
-    dead.starttime += 1; // our pid, another start time: that host is gone
-    write_as(dead, 4242);
-    StateStore reaper(dir_, self_);
-    std::vector<std::string> skipped;
-    auto first = reaper.claim_stale(proc_.get(), false, &skipped);
-    auto second = reaper.claim_stale(proc_.get(), false, &skipped);
-    ASSERT_EQ(first.size(), 1u);
-    EXPECT_EQ(first[0].launch.pid, 4242);
-    EXPECT_EQ(first[0].launch.starttime, 12345u);
-    EXPECT_TRUE(second.empty());
-    StateStore::release(first[0]);
+// When the handle tracks nothing the journal shrinks back to its header, and
+// closing the handle removes it.
+TEST_F(StateStoreTest, EmptiesJournalWhenNothingIsTracked) {
+    auto store = store_as(self_);
+    for (pid_t pid = 100; pid < 200; ++pid) ASSERT_TRUE(store->save(record(pid)).ok());
+    for (pid_t pid = 100; pid < 200; ++pid) ASSERT_TRUE(store->remove(pid).ok());
+    auto it = fs::directory_iterator(dir_);
+    ASSERT_NE(it, fs::directory_iterator());
+    EXPECT_LT(fs::file_size(it->path()), 300u) << "only the header is left";
+    store.reset();
     EXPECT_EQ(files(), 0u);
 }
 
-// A record from another boot is deleted, never acted on.
-TEST_F(StateStoreTest, DeletesRecordsOfAnotherBoot) {
-    HostIdentity old = self_;
-    old.starttime += 1;
+// A torn last line (the host died mid-write) is skipped; the rest replays.
+TEST_F(StateStoreTest, SkipsTornLastLine) {
+    auto store = store_as(dead_host());
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    store.release();
+    for (auto& e : fs::directory_iterator(dir_))
+        std::ofstream(e.path(), std::ios::app) << R"({"launch": {"pid": 77, "sess)";
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    ASSERT_EQ(stale[0].records.size(), 1u);
+    EXPECT_EQ(stale[0].records[0].pid, 4242);
+}
+
+// A journal from another boot is deleted, never acted on.
+TEST_F(StateStoreTest, DeletesJournalsOfAnotherBoot) {
+    HostIdentity old = dead_host();
     old.boot_id = "00000000-0000-0000-0000-000000000000";
-    write_as(old, 4242);
-    StateStore reaper(dir_, self_);
-    std::vector<std::string> skipped;
-    EXPECT_TRUE(reaper.claim_stale(proc_.get(), false, &skipped).empty());
-    ASSERT_EQ(skipped.size(), 1u);
-    EXPECT_NE(skipped[0].find("before the last boot"), std::string::npos);
+    auto store = store_as(old);
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    store.release();
+    EXPECT_TRUE(claim().empty());
+    ASSERT_EQ(skipped_.size(), 1u);
+    EXPECT_NE(skipped_[0].find("before the last boot"), std::string::npos);
     EXPECT_EQ(files(), 0u);
 }
 
-// A record written in another PID namespace is left alone: its pids would
+// A journal written in another PID namespace is left alone: its pids would
 // name other processes here.
-TEST_F(StateStoreTest, SkipsRecordsOfAnotherPidNamespace) {
-    HostIdentity other = self_;
-    other.starttime += 1;
+TEST_F(StateStoreTest, SkipsJournalsOfAnotherPidNamespace) {
+    HostIdentity other = dead_host();
     other.pid_namespace = "0:4026531836";
-    write_as(other, 4242);
-    StateStore reaper(dir_, self_);
-    std::vector<std::string> skipped;
-    EXPECT_TRUE(reaper.claim_stale(proc_.get(), false, &skipped).empty());
-    ASSERT_EQ(skipped.size(), 1u);
-    EXPECT_NE(skipped[0].find("another PID namespace"), std::string::npos);
+    auto store = store_as(other);
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    store.release();
+    EXPECT_TRUE(claim().empty());
+    ASSERT_EQ(skipped_.size(), 1u);
+    EXPECT_NE(skipped_[0].find("another PID namespace"), std::string::npos);
     EXPECT_EQ(files(), 1u);
 }
 
-// Malformed files and records with impossible ids are skipped with a reason.
-TEST_F(StateStoreTest, SkipsMalformedRecords) {
-    std::ofstream(dir_ + "/junk.json") << "{not json";
-    HostIdentity dead = self_;
-    dead.starttime += 1;
-    write_as(dead, 1); // pid 1 can never be a launched child
-    StateStore reaper(dir_, self_);
-    std::vector<std::string> skipped;
-    EXPECT_TRUE(reaper.claim_stale(proc_.get(), false, &skipped).empty());
-    EXPECT_EQ(skipped.size(), 2u);
+// Files that are no journal, and records with impossible ids, are skipped.
+TEST_F(StateStoreTest, SkipsMalformedJournalsAndRecords) {
+    std::ofstream(dir_ + "/junk.journal") << "{not json\n";
+    auto store = store_as(dead_host());
+    ASSERT_TRUE(store->save(record(1)).ok()); // pid 1 is never a launched child
+    store.release();
+    auto stale = claim();
+    EXPECT_EQ(skipped_.size(), 1u);
+    ASSERT_EQ(stale.size(), 1u);
+    EXPECT_TRUE(stale[0].records.empty());
 }
 
-// With same_exe, only records of hosts that ran our executable are claimed.
+// With same_exe, only journals of hosts that ran our executable are claimed.
 TEST_F(StateStoreTest, ClaimsOnlySameExecutableWhenAsked) {
-    HostIdentity other = self_;
-    other.starttime += 1;
+    HostIdentity other = dead_host();
     other.exe = "/usr/bin/some-other-supervisor";
-    write_as(other, 4242);
-    StateStore reaper(dir_, self_);
-    std::vector<std::string> skipped;
-    EXPECT_TRUE(reaper.claim_stale(proc_.get(), true, &skipped).empty());
-    EXPECT_EQ(reaper.claim_stale(proc_.get(), false, &skipped).size(), 1u);
+    auto store = store_as(other);
+    ASSERT_TRUE(store->save(record(4242)).ok());
+    store.release();
+    EXPECT_TRUE(claim(/*same_exe=*/true).empty());
+    EXPECT_EQ(claim(/*same_exe=*/false).size(), 1u);
 }
