@@ -53,9 +53,15 @@ esac
     fail "building with pkg-config's flags"
 
 # Through CMake: the package is found from the prefix inside the staging
-# directory, and its paths are relative to where its files are.
-cmake -S "$here" -B "$work/build-cmake" -DCMAKE_PREFIX_PATH="$dest$prefix" \
-    -DCMAKE_C_COMPILER="$cc" >"$work/cmake.log" 2>&1 ||
+# directory, and its paths are relative to where its files are. CMake looks
+# in lib64 only on platforms that use it (FIND_LIBRARY_USE_LIB64_PATHS): an
+# RPM layout built on Debian is found through sessreap_DIR instead.
+config_dir=$(dirname "$(find "$dest" -name sessreap-config.cmake | head -n 1)")
+set -- -DCMAKE_PREFIX_PATH="$dest$prefix" -DCMAKE_C_COMPILER="$cc"
+case $config_dir in
+*/lib64/*) set -- "$@" -Dsessreap_DIR="$config_dir" ;;
+esac
+cmake -S "$here" -B "$work/build-cmake" "$@" >"$work/cmake.log" 2>&1 ||
     { cat "$work/cmake.log" >&2; fail "configuring with find_package(sessreap)"; }
 cmake --build "$work/build-cmake" >>"$work/cmake.log" 2>&1 ||
     { cat "$work/cmake.log" >&2; fail "building with find_package(sessreap)"; }
