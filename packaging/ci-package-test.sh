@@ -157,15 +157,19 @@ smoke_test() {
     # whatever is killed cannot be outside it.
     unshare --pid --fork --mount-proc true 2>/dev/null ||
         { echo "unshare --pid --fork --mount-proc is not permitted here"; return 1; }
+    # The escapee writes its pid only once it has left the group, and the
+    # command waits for that, so the escape has happened before teardown.
     cat >"$work/escapee.sh" <<'SCRIPT'
-perl -e '$SIG{TERM} = "IGNORE"; setpgrp(0, 0); exec @ARGV' sleep 300 &
-echo $! >"$1"
+perl -e '$SIG{TERM} = "IGNORE"; setpgrp(0, 0);
+    open(my $f, ">", $ARGV[0]) or die; print $f "$$\n"; close($f);
+    exec "sleep", "300"' "$1" &
+while [ ! -s "$1" ]; do sleep 0.05; done
 exit 3
 SCRIPT
     cat >"$work/smoke.sh" <<'SCRIPT'
 cd /
 status=0
-sessreap-host run --grace 300 -- sh "$1" "$2" || status=$?
+sessreap-host run --verbose --grace 300 -- sh "$1" "$2" || status=$?
 [ "$status" = 3 ] || { echo "sessreap-host exited $status, not the command's 3"; exit 1; }
 pid=$(cat "$2")
 if [ -e "/proc/$pid" ] && ! grep -q "^State:.*Z" "/proc/$pid/status"; then
