@@ -132,22 +132,19 @@ void Teardown::apply_guards() {
     sweep_ok_ = cfg_.sweep.enabled && rec_.sweep && rec_.session > 1 &&
                 rec_.session != host.session;
 
-    if (cfg_.teardown.group && !group_ok_) {
-        report_.guards |= SESSREAP_GUARD_GROUP_ID;
+    auto skip = [&](uint32_t guard, const std::string& what, const char* layer) {
+        report_.guards |= guard;
         ctx_.log.log(LOG_NOTICE,
-                     "Not signalling process group " + std::to_string(rec_.pgrp) + " of pid " +
-                         std::to_string(rec_.pid) +
+                     "Not " + what + " of pid " + std::to_string(rec_.pid) +
                          ": it is 0, 1, the host's own, or not led by the child",
-                     {Event::layer_skipped, rec_.pid, nullptr, 0, "group", nullptr});
-    }
-    if (cfg_.sweep.enabled && !sweep_ok_) {
-        report_.guards |= SESSREAP_GUARD_SESSION_ID;
-        ctx_.log.log(LOG_NOTICE,
-                     "Not sweeping session " + std::to_string(rec_.session) + " of pid " +
-                         std::to_string(rec_.pid) +
-                         ": it is 0, 1, the host's own, or not led by the child",
-                     {Event::layer_skipped, rec_.pid, nullptr, 0, "sweep", nullptr});
-    }
+                     {Event::layer_skipped, rec_.pid, nullptr, 0, layer, nullptr});
+    };
+    if (cfg_.teardown.group && !group_ok_)
+        skip(SESSREAP_GUARD_GROUP_ID, "signalling process group " + std::to_string(rec_.pgrp),
+             "group");
+    if (cfg_.sweep.enabled && !sweep_ok_)
+        skip(SESSREAP_GUARD_SESSION_ID, "sweeping session " + std::to_string(rec_.session),
+             "sweep");
     if (!group_ok_ && !sweep_ok_) return;
 
     int recycled = leader_recycled();

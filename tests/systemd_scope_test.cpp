@@ -195,6 +195,34 @@ bool wait_child(pid_t pid, std::chrono::milliseconds limit, int* status) {
     return false;
 }
 
+// Runs argv under `systemd-run --scope --unit=NAME` and waits (bounded) until
+// it is in that scope. Returns its pid, or -1 (the child killed and reaped).
+pid_t start_in_scope(ScopeClient& client, const std::string& name,
+                     const std::vector<std::string>& argv) {
+    std::vector<std::string> args = {"systemd-run", "--scope", "--quiet", "--unit=" + name};
+    args.insert(args.end(), argv.begin(), argv.end());
+    std::vector<char*> cargs;
+    for (std::string& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(cargs[0], cargs.data());
+        _exit(127);
+    }
+    if (pid < 0) return -1;
+
+    // systemd-run moves itself into the scope, then becomes the command.
+    for (int i = 0; i < 500; i++) {
+        auto unit = client.unit_of_pid(pid);
+        if (unit.ok() && *unit == name) return pid;
+        std::this_thread::sleep_for(20ms);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+}
+
 std::unique_ptr<ScopeClient> connect_system() {
     auto client = ScopeClient::connect(BusKind::system, kTimeout);
     EXPECT_TRUE(client.ok()) << client.error().message;
@@ -413,22 +441,8 @@ TEST(SystemdScope, AdoptFindsAndStopsSystemdRunScope) {
     ASSERT_TRUE(client);
     std::string name = "adopt-" + std::to_string(getpid()) + ".scope";
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("systemd-run", "systemd-run", "--scope", "--quiet", ("--unit=" + name).c_str(),
-               "sleep", "100", nullptr);
-        _exit(127);
-    }
-    ASSERT_GT(pid, 0);
-
-    // systemd-run moves itself into the scope, then becomes sleep.
-    std::string found;
-    for (int i = 0; i < 500 && found != name; i++) {
-        auto unit = client->unit_of_pid(pid);
-        if (unit.ok()) found = *unit;
-        std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_EQ(found, name);
+    pid_t pid = start_in_scope(*client, name, {"sleep", "100"});
+    ASSERT_GT(pid, 0) << "systemd-run did not put its command in " << name;
 
     auto stopped = client->stop_unit(name);
     ASSERT_TRUE(stopped.ok()) << stopped.error().message;
@@ -558,20 +572,9 @@ TEST(ModuleScope, AdoptModeStopsScopeMadeBySystemdRun) {
     auto client = connect_system();
     ASSERT_TRUE(client);
     std::string name = "adopt-module-" + std::to_string(getpid()) + ".scope";
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("systemd-run", "systemd-run", "--scope", "--quiet", ("--unit=" + name).c_str(),
-               "sh", "-c", "setsid sleep 1000 & sleep 1000 & exec sleep 1000", nullptr);
-        _exit(127);
-    }
-    ASSERT_GT(pid, 0);
-    std::string found;
-    for (int i = 0; i < 500 && found != name; i++) {
-        auto unit = client->unit_of_pid(pid);
-        if (unit.ok()) found = *unit;
-        std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_EQ(found, name);
+    pid_t pid = start_in_scope(
+        *client, name, {"sh", "-c", "setsid sleep 1000 & sleep 1000 & exec sleep 1000"});
+    ASSERT_GT(pid, 0) << "systemd-run did not put its command in " << name;
     std::this_thread::sleep_for(200ms); // let sh start its children
 
     ts::Module m;
