@@ -2,10 +2,12 @@
 // Persisted launch journals: what a reaper may act on, and what it must not.
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <gtest/gtest.h>
 
@@ -46,6 +48,21 @@ protected:
         return store;
     }
 
+    // A host that writes its journal and dies: a forked child that runs
+    // body and _exits, so nothing of it cleans up.
+    void host_dies_after(HostIdentity host, const std::function<void(StateStore&)>& body) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            StateStore store(dir_, std::move(host), 1);
+            if (!store.prepare()) _exit(1);
+            body(store);
+            _exit(0);
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+
     HostIdentity dead_host() {
         HostIdentity dead = self_;
         dead.starttime += 1; // our pid, another start time: that host is gone
@@ -74,11 +91,11 @@ protected:
 
 // A dead host's launched-and-not-done records are claimed, and only those.
 TEST_F(StateStoreTest, ClaimsLiveRecordsOfDeadHost) {
-    auto store = store_as(dead_host());
-    ASSERT_TRUE(store->save(record(4242)).ok());
-    ASSERT_TRUE(store->save(record(4343)).ok());
-    ASSERT_TRUE(store->remove(4242).ok());
-    store.release(); // the host "dies": its journal stays behind
+    host_dies_after(dead_host(), [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+        if (!s.save(record(4343))) _exit(2);
+        if (!s.remove(4242)) _exit(2);
+    });
 
     auto stale = claim();
     ASSERT_EQ(stale.size(), 1u);
@@ -91,9 +108,9 @@ TEST_F(StateStoreTest, ClaimsLiveRecordsOfDeadHost) {
 
 // A journal is claimed once: a second reaper finds nothing.
 TEST_F(StateStoreTest, ClaimsJournalExactlyOnce) {
-    auto store = store_as(dead_host());
-    ASSERT_TRUE(store->save(record(4242)).ok());
-    store.release();
+    host_dies_after(dead_host(), [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+    });
     EXPECT_EQ(claim().size(), 1u);
     EXPECT_TRUE(claim().empty());
 }
@@ -121,9 +138,9 @@ TEST_F(StateStoreTest, EmptiesJournalWhenNothingIsTracked) {
 
 // A torn last line (the host died mid-write) is skipped; the rest replays.
 TEST_F(StateStoreTest, SkipsTornLastLine) {
-    auto store = store_as(dead_host());
-    ASSERT_TRUE(store->save(record(4242)).ok());
-    store.release();
+    host_dies_after(dead_host(), [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+    });
     for (auto& e : fs::directory_iterator(dir_))
         std::ofstream(e.path(), std::ios::app) << R"({"launch": {"pid": 77, "sess)";
     auto stale = claim();
@@ -136,9 +153,9 @@ TEST_F(StateStoreTest, SkipsTornLastLine) {
 TEST_F(StateStoreTest, DeletesJournalsOfAnotherBoot) {
     HostIdentity old = dead_host();
     old.boot_id = "00000000-0000-0000-0000-000000000000";
-    auto store = store_as(old);
-    ASSERT_TRUE(store->save(record(4242)).ok());
-    store.release();
+    host_dies_after(old, [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+    });
     EXPECT_TRUE(claim().empty());
     ASSERT_EQ(skipped_.size(), 1u);
     EXPECT_NE(skipped_[0].find("before the last boot"), std::string::npos);
@@ -150,9 +167,9 @@ TEST_F(StateStoreTest, DeletesJournalsOfAnotherBoot) {
 TEST_F(StateStoreTest, SkipsJournalsOfAnotherPidNamespace) {
     HostIdentity other = dead_host();
     other.pid_namespace = "0:4026531836";
-    auto store = store_as(other);
-    ASSERT_TRUE(store->save(record(4242)).ok());
-    store.release();
+    host_dies_after(other, [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+    });
     EXPECT_TRUE(claim().empty());
     ASSERT_EQ(skipped_.size(), 1u);
     EXPECT_NE(skipped_[0].find("another PID namespace"), std::string::npos);
@@ -162,9 +179,9 @@ TEST_F(StateStoreTest, SkipsJournalsOfAnotherPidNamespace) {
 // Files that are no journal, and records with impossible ids, are skipped.
 TEST_F(StateStoreTest, SkipsMalformedJournalsAndRecords) {
     std::ofstream(dir_ + "/junk.journal") << "{not json\n";
-    auto store = store_as(dead_host());
-    ASSERT_TRUE(store->save(record(1)).ok()); // pid 1 is never a launched child
-    store.release();
+    host_dies_after(dead_host(), [](StateStore& s) {
+        if (!s.save(record(1))) _exit(2); // pid 1 is never a launched child
+    });
     auto stale = claim();
     EXPECT_EQ(skipped_.size(), 1u);
     ASSERT_EQ(stale.size(), 1u);
@@ -175,9 +192,9 @@ TEST_F(StateStoreTest, SkipsMalformedJournalsAndRecords) {
 TEST_F(StateStoreTest, ClaimsOnlySameExecutableWhenAsked) {
     HostIdentity other = dead_host();
     other.exe = "/usr/bin/some-other-supervisor";
-    auto store = store_as(other);
-    ASSERT_TRUE(store->save(record(4242)).ok());
-    store.release();
+    host_dies_after(other, [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+    });
     EXPECT_TRUE(claim(/*same_exe=*/true).empty());
     EXPECT_EQ(claim(/*same_exe=*/false).size(), 1u);
 }
