@@ -205,6 +205,8 @@ Module::Module() {
     resolve(dl, "sessreap_forget", &forget);
     resolve(dl, "sessreap_teardown", &teardown);
     resolve(dl, "sessreap_reap_stale", &reap_stale);
+    resolve(dl, "sessreap_config_show", &config_show);
+    resolve(dl, "sessreap_config_check", &config_check);
 }
 
 Module::~Module() {

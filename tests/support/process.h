@@ -93,6 +93,8 @@ struct Module {
     decltype(&sessreap_forget) forget;
     decltype(&sessreap_teardown) teardown;
     decltype(&sessreap_reap_stale) reap_stale;
+    decltype(&sessreap_config_show) config_show;
+    decltype(&sessreap_config_check) config_check;
 };
 
 // Opens a handle with only the given inline configuration (no system
