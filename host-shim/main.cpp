@@ -100,9 +100,9 @@ int set_value(const std::string& option, const std::string& v, CommandLine* cl) 
     return 0;
 }
 
-// Parses the options in allowed. After "--" everything is an operand. The first other
-// argument that is not an option ends the options, unless interleave lets options and
-// operands mix (config --check FILE --root DIR).
+// Parses the options in allowed; other arguments are operands. After "--", and without
+// interleave after the first operand, everything is an operand, so that run's COMMAND keeps
+// its own options; config --check interleaves (FILE --root DIR).
 int parse_options(const std::vector<std::string>& args, const std::set<std::string>& allowed,
                   bool interleave, CommandLine* cl) {
     for (size_t i = 0; i < args.size(); ++i) {
@@ -134,6 +134,7 @@ int parse_options(const std::vector<std::string>& args, const std::set<std::stri
     return 0;
 }
 
+// base and more: the options one command takes.
 std::set<std::string> with(std::set<std::string> base, std::initializer_list<const char*> more) {
     base.insert(more.begin(), more.end());
     return base;

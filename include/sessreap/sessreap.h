@@ -32,8 +32,8 @@ extern "C" {
  * launch record never saw (and, with a systemd scope or cgroup, that was
  * never moved into it).
  *
- * Errors: every call that can fail returns 0 or a negative errno, and
- * sessreap_last_error() then describes the failure. No call aborts, exits
+ * Errors: every call that can fail returns 0 (or a count, where said) or
+ * a negative errno, and sessreap_last_error() then describes the failure. No call aborts, exits
  * or writes to stdout. Besides the errnos listed per call, any call that
  * returns int may return -ENOMEM, and -EIO for an internal error (a bug:
  * the message says what failed).
