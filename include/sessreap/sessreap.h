@@ -33,10 +33,10 @@ extern "C" {
  * never moved into it).
  *
  * Errors: every call that can fail returns 0 (or a count, where said) or
- * a negative errno, and sessreap_last_error() then describes the failure. No call aborts, exits
- * or writes to stdout. Besides the errnos listed per call, any call that
- * returns int may return -ENOMEM, and -EIO for an internal error (a bug:
- * the message says what failed).
+ * a negative errno, and sessreap_last_error() then describes the failure.
+ * No call aborts, exits or writes to stdout. Besides the errnos listed per
+ * call, any call that returns int may return -ENOMEM, and -EIO for an
+ * internal error (a bug: the message says what failed).
  *
  * Threads: all calls may be made from several threads at once, on one
  * handle or on several. sessreap_close() may race with other calls on the
