@@ -58,7 +58,9 @@ bool load_module(const std::string& path, Module* m, std::string* err) {
            resolve(m->dl, "sessreap_launch", &m->launch, err) &&
            resolve(m->dl, "sessreap_forget", &m->forget, err) &&
            resolve(m->dl, "sessreap_teardown", &m->teardown, err) &&
-           resolve(m->dl, "sessreap_reap_stale", &m->reap_stale, err);
+           resolve(m->dl, "sessreap_reap_stale", &m->reap_stale, err) &&
+           resolve(m->dl, "sessreap_config_show", &m->config_show, err) &&
+           resolve(m->dl, "sessreap_config_check", &m->config_check, err);
 }
 
 } // namespace shim

@@ -21,6 +21,8 @@ struct Module {
     decltype(&sessreap_forget) forget = nullptr;
     decltype(&sessreap_teardown) teardown = nullptr;
     decltype(&sessreap_reap_stale) reap_stale = nullptr;
+    decltype(&sessreap_config_show) config_show = nullptr;
+    decltype(&sessreap_config_check) config_check = nullptr;
 };
 
 // The path used when no --module is given: $SESSREAP_MODULE, else the build

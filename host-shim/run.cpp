@@ -92,6 +92,20 @@ std::string describe_status(const siginfo_t& info) {
 
 } // namespace
 
+sessreap_options module_options(const RunOptions& opts, const char* json,
+                                std::vector<const char*>* dirs) {
+    sessreap_options o{};
+    o.size = sizeof o;
+    if (opts.no_system_config) o.flags |= SESSREAP_OPEN_NO_SYSTEM_CONFIG;
+    o.config_json = json;
+    o.config_root = opts.config_root.empty() ? nullptr : opts.config_root.c_str();
+    dirs->clear();
+    for (const std::string& d : opts.config_dirs) dirs->push_back(d.c_str());
+    dirs->push_back(nullptr);
+    o.config_dirs = dirs->data();
+    return o;
+}
+
 std::string summary(const sessreap_report& r, const sessreap_survivor* survivors) {
     static const char* names[] = {"group", "sweep", "scope", "cgroup"};
     std::string s = (r.flags & SESSREAP_REPORT_DRY_RUN) ? "dry run would signal " : "signalled ";
@@ -128,9 +142,8 @@ sessreap_handle* open_handle(const Module& m, const RunOptions& opts, bool* verb
         say(std::string("Invalid --config-json: ") + e.what());
         return nullptr;
     }
-    sessreap_options o{};
-    o.size = sizeof o;
-    o.config_json = config.c_str();
+    std::vector<const char*> dirs;
+    sessreap_options o = module_options(opts, config.c_str(), &dirs);
     o.log_fn = log_to_stderr;
     o.log_userdata = verbose;
     sessreap_handle* h = nullptr;

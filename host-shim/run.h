@@ -12,10 +12,19 @@ namespace shim {
 struct RunOptions {
     int grace_ms = -1; // -1: the configured teardown grace
     bool verbose = false;
-    std::string name;        // label for the launch record (scope name)
-    std::string config_json; // inline configuration, may be empty
+    std::string name;                     // label for the launch record (scope name)
+    std::string config_json;              // inline configuration, may be empty
+    std::vector<std::string> config_dirs; // drop-in directories applied after the system ones
+    std::string config_root;              // system drop-in directories resolve under it
+    bool no_system_config = false;        // skip the system drop-in directories
     std::vector<std::string> argv;
 };
+
+// The module's options for the configuration opts names, with json as the inline
+// document (NULL for none). The result points into opts, json and *dirs, which must
+// outlive it.
+sessreap_options module_options(const RunOptions& opts, const char* json,
+                                std::vector<const char*>* dirs);
 
 // Exit statuses of the shim itself, as env(1) and timeout(1) use them.
 constexpr int kExitShimError = 125;

@@ -2,9 +2,12 @@
 // The C ABI: every entry point runs inside one guard, so no exception crosses it.
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -114,22 +117,37 @@ void copy_report(const Report& in, sessreap_report* out) {
 
 void open_state(Handle& h);
 
-int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
-    if (!ret) return fail(EINVAL, "sessreap_open: ret is NULL");
-    if (opts && opts->size < kOptionsSizeV1)
-        return fail(EINVAL, "sessreap_open: options size " + std::to_string(opts->size) +
+// Reads where the configuration comes from out of opts, as every call taking
+// options does; fn names the entry point in messages.
+int config_sources(const sessreap_options* opts, const char* fn, ConfigSources* out) {
+    if (!opts) return 0;
+    if (opts->size < kOptionsSizeV1)
+        return fail(EINVAL, std::string(fn) + ": options size " + std::to_string(opts->size) +
                                 " is smaller than the first release's " +
                                 std::to_string(kOptionsSizeV1));
-    if (opts && (opts->flags & ~SESSREAP_OPEN_NO_SYSTEM_CONFIG))
-        return fail(EINVAL, "sessreap_open: unknown flags " + std::to_string(opts->flags));
+    if (opts->flags & ~SESSREAP_OPEN_NO_SYSTEM_CONFIG)
+        return fail(EINVAL, std::string(fn) + ": unknown flags " + std::to_string(opts->flags));
 
+    out->system_dirs = !(opts->flags & SESSREAP_OPEN_NO_SYSTEM_CONFIG);
+    if (opts->config_root) out->root = opts->config_root;
+    for (auto d = opts->config_dirs; d && *d; ++d) out->extra_dirs.emplace_back(*d);
+    if (opts->config_json) out->inline_json = opts->config_json;
+    return 0;
+}
+
+// A copy of text in memory from malloc(3), for the host to free(3); NULL when
+// there is none left.
+char* malloc_copy(const std::string& text) noexcept {
+    auto copy = static_cast<char*>(malloc(text.size() + 1));
+    if (copy) memcpy(copy, text.c_str(), text.size() + 1);
+    return copy;
+}
+
+int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
+    if (!ret) return fail(EINVAL, "sessreap_open: ret is NULL");
     ConfigSources sources;
-    if (opts) {
-        sources.system_dirs = !(opts->flags & SESSREAP_OPEN_NO_SYSTEM_CONFIG);
-        if (opts->config_root) sources.root = opts->config_root;
-        for (auto d = opts->config_dirs; d && *d; ++d) sources.extra_dirs.emplace_back(*d);
-        if (opts->config_json) sources.inline_json = opts->config_json;
-    }
+    if (int r = config_sources(opts, "sessreap_open", &sources); r < 0) return r;
+
     Result<Config> config = load_config(sources);
     if (!config) return fail(config.error());
 
@@ -374,6 +392,52 @@ int reap_stale(sessreap_handle* h, sessreap_report* out) {
     return n;
 }
 
+int config_show(const sessreap_options* opts, char** ret_json) {
+    if (!ret_json) return fail(EINVAL, "sessreap_config_show: ret_json is NULL");
+    ConfigSources sources;
+    if (int r = config_sources(opts, "sessreap_config_show", &sources); r < 0) return r;
+
+    Result<EffectiveConfig> effective = load_effective_config(sources);
+    if (!effective) return fail(effective.error());
+
+    nlohmann::json doc = {{"config", effective->json}, {"origins", effective->origins}};
+    // Replace, not throw: a path that is not UTF-8 is still worth showing.
+    char* text = malloc_copy(doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (!text) return fail(ENOMEM, "Out of memory");
+    *ret_json = text;
+    return 0;
+}
+
+int config_check(const sessreap_options* opts, const char* const* files, char** ret_errors) {
+    if (!ret_errors) return fail(EINVAL, "sessreap_config_check: ret_errors is NULL");
+    ConfigSources sources;
+    if (int r = config_sources(opts, "sessreap_config_check", &sources); r < 0) return r;
+
+    std::vector<Error> errors;
+    if (files) {
+        std::vector<std::string> paths;
+        for (auto f = files; *f; ++f) paths.emplace_back(*f);
+        errors = check_config_files(paths);
+    } else {
+        errors = check_effective_config(sources);
+    }
+
+    // Running out of memory says nothing about the files: fail the call instead.
+    std::string text;
+    for (const Error& e : errors) {
+        if (e.code == ENOMEM) return fail(e);
+        // One error per line, even for a file whose name holds a newline.
+        std::string line = e.message;
+        auto is_break = [](char c) { return c == '\n' || c == '\r'; };
+        std::replace_if(line.begin(), line.end(), is_break, ' ');
+        text += line + "\n";
+    }
+    char* copy = malloc_copy(text);
+    if (!copy) return fail(ENOMEM, "Out of memory");
+    *ret_errors = copy;
+    return int(std::min<size_t>(errors.size(), INT_MAX));
+}
+
 } // namespace
 } // namespace sessreap
 
@@ -410,4 +474,13 @@ SESSREAP_PUBLIC int sessreap_teardown(sessreap_handle* h, pid_t pid, sessreap_re
 
 SESSREAP_PUBLIC int sessreap_reap_stale(sessreap_handle* h, sessreap_report* report) {
     return guarded([&] { return reap_stale(h, report); });
+}
+
+SESSREAP_PUBLIC int sessreap_config_show(const sessreap_options* opts, char** ret_json) {
+    return guarded([&] { return config_show(opts, ret_json); });
+}
+
+SESSREAP_PUBLIC int sessreap_config_check(const sessreap_options* opts, const char* const* files,
+                                          char** ret_errors) {
+    return guarded([&] { return config_check(opts, files, ret_errors); });
 }

@@ -77,7 +77,7 @@ struct Config {
 struct ConfigSources {
     std::string root = "/";             // the system directories resolve under it
     bool system_dirs = true;            // vendor, /etc and /run drop-in directories
-    std::vector<std::string> extra_dirs; // host directories, applied after those
+    std::vector<std::string> extra_dirs; // host directories, applied after every system file
     std::optional<std::string> inline_json; // host document, applied last
 };
 
@@ -117,5 +117,16 @@ std::vector<std::string> config_key_paths();
 // The drop-in directories of sources, lowest precedence first: vendor, /etc and
 // /run under the root (when system_dirs), then the extra directories.
 std::vector<std::string> config_drop_in_dirs(const ConfigSources& sources);
+
+// The drop-in files of sources in the order they apply, masks left out: the system
+// directories' files that survive replacement and masking, in lexical order of name; then
+// each extra directory's files in lexical order, less those a later extra directory
+// replaces or masks. A directory that cannot be listed adds an error and no files.
+std::vector<std::string> config_drop_in_files(const ConfigSources& sources,
+                                              std::vector<Error>& errors);
+
+// Validates every drop-in of sources on its own, then the inline document, and returns
+// every error found (directories that cannot be listed included); empty when all are valid.
+std::vector<Error> check_effective_config(const ConfigSources& sources);
 
 } // namespace sessreap

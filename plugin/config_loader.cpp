@@ -175,17 +175,51 @@ Merge defaults() {
     return m;
 }
 
+// The system directories, lowest precedence first.
+std::vector<std::string> system_dirs(const ConfigSources& sources) {
+    if (!sources.system_dirs) return {};
+    return {join_root(sources.root, SESSREAP_VENDOR_DIR "/sessreap.d"),
+            join_root(sources.root, "/etc/sessreap/sessreap.d"),
+            join_root(sources.root, "/run/sessreap/sessreap.d")};
+}
+
+// The files that apply, in order: the system directories' survivors in lexical order of
+// name, then each host directory's in turn. Host files apply after every system file so
+// that a host's setting wins whatever the names; so they neither replace nor mask system
+// files, only a same-named file of an earlier host directory. A directory that cannot be
+// listed adds an error and contributes nothing.
+std::vector<DropIn> find_drop_ins(const ConfigSources& sources, std::vector<Error>& errors) {
+    std::vector<DropIn> ordered;
+    std::map<std::string, DropIn> system; // sorted by name: the order they apply in
+    for (const std::string& dir : system_dirs(sources)) {
+        Status scanned = scan_dir(dir, system);
+        if (!scanned) errors.push_back(scanned.error());
+    }
+    for (const auto& [name, drop_in] : system) ordered.push_back(drop_in);
+
+    std::vector<std::map<std::string, DropIn>> host(sources.extra_dirs.size());
+    std::map<std::string, size_t> last_dir; // the host directory whose file of a name wins
+    for (size_t i = 0; i < host.size(); i++) {
+        Status scanned = scan_dir(sources.extra_dirs[i], host[i]);
+        if (!scanned) errors.push_back(scanned.error());
+        for (const auto& [name, drop_in] : host[i]) last_dir[name] = i;
+    }
+    for (size_t i = 0; i < host.size(); i++)
+        for (const auto& [name, drop_in] : host[i])
+            if (last_dir[name] == i) ordered.push_back(drop_in);
+
+    std::erase_if(ordered, [](const DropIn& d) { return d.masked; });
+    return ordered;
+}
+
 Result<EffectiveConfig> load(const ConfigSources& sources) {
     Merge m = defaults();
 
-    std::map<std::string, DropIn> by_name; // sorted by name: the order they apply in
-    for (const std::string& dir : config_drop_in_dirs(sources)) {
-        Status scanned = scan_dir(dir, by_name);
-        if (!scanned) return scanned.error();
-    }
+    std::vector<Error> errors;
+    std::vector<DropIn> drop_ins = find_drop_ins(sources, errors);
+    if (!errors.empty()) return errors.front();
 
-    for (const auto& [name, drop_in] : by_name) {
-        if (drop_in.masked) continue;
+    for (const DropIn& drop_in : drop_ins) {
         auto text = read_file(drop_in.path);
         if (!text) return text.error();
         if (text->empty()) continue; // an empty file masks
@@ -217,14 +251,22 @@ template <typename T, typename F> Result<T> guarded(F f) noexcept {
 } // namespace
 
 std::vector<std::string> config_drop_in_dirs(const ConfigSources& sources) {
-    std::vector<std::string> dirs;
-    if (sources.system_dirs) {
-        dirs.push_back(join_root(sources.root, SESSREAP_VENDOR_DIR "/sessreap.d"));
-        dirs.push_back(join_root(sources.root, "/etc/sessreap/sessreap.d"));
-        dirs.push_back(join_root(sources.root, "/run/sessreap/sessreap.d"));
-    }
+    std::vector<std::string> dirs = system_dirs(sources);
     dirs.insert(dirs.end(), sources.extra_dirs.begin(), sources.extra_dirs.end());
     return dirs;
+}
+
+std::vector<std::string> config_drop_in_files(const ConfigSources& sources,
+                                              std::vector<Error>& errors) {
+    auto found = guarded<std::vector<DropIn>>([&] { return find_drop_ins(sources, errors); });
+    if (!found) {
+        errors.push_back(found.error());
+        return {};
+    }
+
+    std::vector<std::string> paths;
+    for (const DropIn& drop_in : *found) paths.push_back(drop_in.path);
+    return paths;
 }
 
 Result<EffectiveConfig> load_effective_config(const ConfigSources& sources) {
@@ -264,6 +306,19 @@ std::vector<Error> check_config_files(const std::vector<std::string>& files) {
         if (text->empty()) continue;
 
         std::vector<Error> found = check_config_text(file, *text);
+        errors.insert(errors.end(), found.begin(), found.end());
+    }
+    return errors;
+}
+
+std::vector<Error> check_effective_config(const ConfigSources& sources) {
+    std::vector<Error> errors;
+    std::vector<std::string> files = config_drop_in_files(sources, errors);
+
+    std::vector<Error> found = check_config_files(files);
+    errors.insert(errors.end(), found.begin(), found.end());
+    if (sources.inline_json) {
+        found = check_config_text(inline_origin, *sources.inline_json);
         errors.insert(errors.end(), found.begin(), found.end());
     }
     return errors;

@@ -91,6 +91,11 @@ private:
     void term_outer_layers();
     void kill_outer_layers();
     void signal_cgroup(int sig);
+    void signal_scope(int sig);
+    void signal_listed(const std::vector<pid_t>& listed,
+                       const std::function<Result<std::vector<pid_t>>()>& relist, int sig,
+                       int layer);
+    void spare(const Member& m, const ExcludeRule& rule);
     bool expired() const { return now_ns() >= deadline_; }
 
     const TeardownContext& ctx_;
@@ -190,6 +195,13 @@ const ExcludeRule* Teardown::exclusion_for(const Member& m) {
     return nullptr;
 }
 
+void Teardown::spare(const Member& m, const ExcludeRule& rule) {
+    report_.guards |= SESSREAP_GUARD_EXCLUDED;
+    if (spared_.insert(m.pid).second)
+        ctx_.log.log(LOG_INFO, "Sparing pid " + std::to_string(m.pid) + " (" + m.comm.data() +
+                                   "): excluded by the rule at " + rule.origin);
+}
+
 void Teardown::note_signal(const Member& m, int sig, int layer) {
     hit_[layer].insert(m.pid);
     std::string verb = cfg_.teardown.dry_run ? "Would send " : "Sent ";
@@ -235,11 +247,7 @@ void Teardown::signal_one(const Member& m, int sig, int layer) {
     if ((sweep_ok_ ? getsid(m.pid) : getpgid(m.pid)) != want) return;
 
     if (const ExcludeRule* rule = exclusion_for(m)) {
-        if (spared_.insert(m.pid).second)
-            ctx_.log.log(LOG_INFO, "Sparing pid " + std::to_string(m.pid) + " (" +
-                                       m.comm.data() + "): excluded by the rule at " +
-                                       rule->origin);
-        report_.guards |= SESSREAP_GUARD_EXCLUDED;
+        spare(m, *rule);
         return;
     }
 
@@ -352,62 +360,87 @@ void Teardown::watch(pid_t pid) {
     if (fd >= 0) waitset_.emplace_back(fd);
 }
 
-// The cgroup's members, signalled one by one through pidfds: pinned first,
-// then signalled only if the cgroup still lists them (a pid could have been
-// recycled between the listing and the pin).
+// Members of a scope or cgroup, signalled one by one through pidfds: pinned
+// first, then signalled only if a second listing still has them (a pid could
+// have been recycled between the listing and the pin). Exclusion rules apply.
+void Teardown::signal_listed(const std::vector<pid_t>& listed,
+                             const std::function<Result<std::vector<pid_t>>()>& relist, int sig,
+                             int layer) {
+    std::vector<std::pair<Member, UniqueFd>> pinned;
+    for (pid_t pid : listed) {
+        Member m;
+        if (pid <= 1 || pid == ctx_.host.pid || !member_of_pid(pid, &m)) continue;
+        int fd = pidfd_open(pid);
+        if (fd >= 0) pinned.emplace_back(m, UniqueFd(fd));
+    }
+    auto again = relist();
+    if (!again) return;
+
+    for (auto& [m, fd] : pinned) {
+        if (std::find(again->begin(), again->end(), m.pid) == again->end()) continue;
+        if (const ExcludeRule* rule = exclusion_for(m)) {
+            spare(m, *rule);
+            continue;
+        }
+        if (!cfg_.teardown.dry_run && pidfd_signal(fd.get(), sig) < 0) continue;
+        note_signal(m, sig, layer);
+        outer_hit_.insert(m.pid);
+        if (!fd_starved_) waitset_.push_back(std::move(fd));
+    }
+}
+
 void Teardown::signal_cgroup(int sig) {
-    auto listed = cgroup_list_pids(rec_.cgroup.dir.get());
+    int dir = rec_.cgroup.dir.get();
+    auto listed = cgroup_list_pids(dir);
     if (!listed) {
         report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
         ctx_.log.log(LOG_WARNING, listed.error().message + ", ignoring");
         return;
     }
-    std::vector<std::pair<pid_t, UniqueFd>> pinned;
-    for (pid_t pid : listed.value()) {
-        if (pid <= 1 || pid == ctx_.host.pid) continue;
-        int fd = pidfd_open(pid);
-        if (fd >= 0) pinned.emplace_back(pid, UniqueFd(fd));
-    }
-    auto again = cgroup_list_pids(rec_.cgroup.dir.get());
-    if (!again) return;
+    signal_listed(listed.value(), [dir] { return cgroup_list_pids(dir); }, sig,
+                  SESSREAP_LAYER_CGROUP);
+}
 
-    for (auto& [pid, fd] : pinned) {
+// The scope and cgroup layers get the termination signal together with the
+// group and sweep, so that one grace period serves them all.
+void Teardown::signal_scope(int sig) {
+    auto procs = ctx_.scope->processes(rec_.unit);
+    if (!procs) {
+        report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+        return;
+    }
+    // KillUnit cannot spare anyone: with exclusion rules in force the unit's
+    // processes are signalled one by one instead.
+    if (!cfg_.exclude.empty()) {
+        ScopeLayer* scope = ctx_.scope;
+        const std::string unit = rec_.unit;
+        signal_listed(procs.value(), [scope, unit] { return scope->processes(unit); }, sig,
+                      SESSREAP_LAYER_SCOPE);
+        return;
+    }
+
+    // Named before the signal: a process killed by it has no name left.
+    std::vector<Member> found;
+    for (pid_t pid : procs.value()) {
         Member m;
-        if (std::find(again->begin(), again->end(), pid) == again->end() ||
-            !member_of_pid(pid, &m))
-            continue;
-        if (!cfg_.teardown.dry_run && pidfd_signal(fd.get(), sig) < 0) continue;
-        note_signal(m, sig, SESSREAP_LAYER_CGROUP);
-        outer_hit_.insert(pid);
-        if (!fd_starved_) waitset_.push_back(std::move(fd));
+        if (pid > 1 && pid != ctx_.host.pid && member_of_pid(pid, &m)) found.push_back(m);
+    }
+    int r = found.empty() || cfg_.teardown.dry_run ? 0 : ctx_.scope->kill(rec_.unit, sig);
+    if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
+    if (r < 0 && r != -EPERM) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+    if (r < 0) return;
+    for (const Member& m : found) {
+        note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+        outer_hit_.insert(m.pid);
+        watch(m.pid);
     }
 }
 
 // The scope and cgroup layers get the termination signal together with the
 // group and sweep, so that one grace period serves them all.
 void Teardown::term_outer_layers() {
-    const int sig = cfg_.teardown.term_signal;
-    if (!rec_.unit.empty() && ctx_.scope) {
-        auto procs = ctx_.scope->processes(rec_.unit);
-        if (!procs) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
-
-        // Named before the signal: a process killed by it has no name left.
-        std::vector<Member> found;
-        for (pid_t pid : procs ? procs.value() : std::vector<pid_t>{}) {
-            Member m;
-            if (pid > 1 && pid != ctx_.host.pid && member_of_pid(pid, &m)) found.push_back(m);
-        }
-        int r = found.empty() || cfg_.teardown.dry_run ? 0 : ctx_.scope->kill(rec_.unit, sig);
-        if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
-        if (r < 0 && r != -EPERM) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
-        for (const Member& m : found) {
-            if (r < 0) break;
-            note_signal(m, sig, SESSREAP_LAYER_SCOPE);
-            outer_hit_.insert(m.pid);
-            watch(m.pid);
-        }
-    }
-    if (rec_.cgroup.dir.valid()) signal_cgroup(sig);
+    if (!rec_.unit.empty() && ctx_.scope) signal_scope(cfg_.teardown.term_signal);
+    if (rec_.cgroup.dir.valid()) signal_cgroup(cfg_.teardown.term_signal);
 }
 
 // After the grace period: the scope is killed and stopped, the cgroup killed
@@ -415,36 +448,46 @@ void Teardown::term_outer_layers() {
 void Teardown::kill_outer_layers() {
     if (cfg_.teardown.dry_run) return;
     const int sig = cfg_.teardown.kill_signal;
+    const bool sparing = !cfg_.exclude.empty();
+
     if (!rec_.unit.empty() && ctx_.scope && !(report_.guards & SESSREAP_GUARD_HOST_UNIT)) {
-        auto procs = ctx_.scope->processes(rec_.unit);
-        if (procs && !procs->empty()) {
-            std::vector<Member> found;
-            for (pid_t pid : procs.value()) {
-                Member m;
-                if (pid > 1 && pid != ctx_.host.pid && member_of_pid(pid, &m)) found.push_back(m);
-            }
-            if (ctx_.scope->kill(rec_.unit, sig) == 0)
-                for (const Member& m : found) note_signal(m, sig, SESSREAP_LAYER_SCOPE);
+        signal_scope(sig);
+        // Stopping the unit would kill what the rules spared.
+        if (sparing && !spared_.empty()) {
+            wait_for_exit(deadline_);
+            ctx_.log.log(LOG_NOTICE, "Leaving " + rec_.unit + " running: it holds excluded "
+                                     "processes");
+        } else {
+            int r = ctx_.scope->stop(rec_.unit);
+            if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
+            else if (r < 0) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
         }
-        int r = ctx_.scope->stop(rec_.unit);
-        if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
-        else if (r < 0) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
     }
-    if (rec_.cgroup.dir.valid()) {
-        auto hook = [&](pid_t pid, int s) {
-            Member m;
-            if (member_of_pid(pid, &m)) note_signal(m, s, SESSREAP_LAYER_CGROUP);
-        };
-        auto killed = cgroup_kill_and_remove(rec_.cgroup, sig, deadline_, cfg_.cgroup.kill, hook);
-        if (!killed) {
-            report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
-            ctx_.log.log(LOG_WARNING, killed.error().message + ", ignoring");
-        } else if (killed->used_cgroup_kill && killed->killed > 0) {
-            ctx_.log.log(LOG_INFO, "Killed " + std::to_string(killed->killed) +
-                                       " process(es) through " + rec_.cgroup.path +
-                                       "/cgroup.kill, layer cgroup",
-                         {Event::signal_sent, 0, nullptr, sig, "cgroup", nullptr});
-        }
+    if (!rec_.cgroup.dir.valid()) return;
+
+    if (sparing) {
+        // cgroup.kill cannot spare anyone either.
+        signal_cgroup(sig);
+        wait_for_exit(deadline_);
+        auto left = cgroup_forget(rec_.cgroup);
+        if (left && !left->removed)
+            ctx_.log.log(LOG_NOTICE, "Leaving " + rec_.cgroup.path + " in place: it holds " +
+                                         std::to_string(left->left) + " process(es)");
+        return;
+    }
+    auto hook = [&](pid_t pid, int s) {
+        Member m;
+        if (member_of_pid(pid, &m)) note_signal(m, s, SESSREAP_LAYER_CGROUP);
+    };
+    auto killed = cgroup_kill_and_remove(rec_.cgroup, sig, deadline_, cfg_.cgroup.kill, hook);
+    if (!killed) {
+        report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+        ctx_.log.log(LOG_WARNING, killed.error().message + ", ignoring");
+    } else if (killed->used_cgroup_kill && killed->killed > 0) {
+        ctx_.log.log(LOG_INFO, "Killed " + std::to_string(killed->killed) +
+                                   " process(es) through " + rec_.cgroup.path +
+                                   "/cgroup.kill, layer cgroup",
+                     {Event::signal_sent, 0, nullptr, sig, "cgroup", nullptr});
     }
 }
 

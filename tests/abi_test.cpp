@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "process.h"
 
@@ -44,9 +47,9 @@ sessreap_report new_report() {
 // The module exports exactly the ABI entry points and nothing else.
 TEST(Abi, ExportsOnlyEntryPoints) {
     std::set<std::string> expected = {
-        "sessreap_abi_version", "sessreap_version", "sessreap_last_error", "sessreap_open",
-        "sessreap_close",       "sessreap_launch",  "sessreap_forget",     "sessreap_teardown",
-        "sessreap_reap_stale"};
+        "sessreap_abi_version", "sessreap_version",     "sessreap_last_error",  "sessreap_open",
+        "sessreap_close",       "sessreap_launch",      "sessreap_forget",      "sessreap_teardown",
+        "sessreap_reap_stale",  "sessreap_config_show", "sessreap_config_check"};
     EXPECT_EQ(exported_symbols(SESSREAP_MODULE_PATH), expected);
 }
 
@@ -150,4 +153,139 @@ TEST_F(AbiBadInput, RejectsInvalidConfiguration) {
     sessreap_handle* h = nullptr;
     EXPECT_EQ(m_.open(&o, &h), -EINVAL);
     EXPECT_NE(std::string(m_.last_error()).find("<inline>"), std::string::npos);
+}
+
+// The configuration calls reject NULL out-parameters, small structs and unknown flags,
+// and leave the out-parameter untouched.
+TEST_F(AbiBadInput, ConfigCallsRejectBadArguments) {
+    sessreap_options o{};
+    o.size = sizeof o;
+    char* out = nullptr;
+    EXPECT_EQ(m_.config_show(&o, nullptr), -EINVAL);
+    EXPECT_NE(std::string(m_.last_error()).find("ret_json is NULL"), std::string::npos);
+    EXPECT_EQ(m_.config_check(&o, nullptr, nullptr), -EINVAL);
+    EXPECT_NE(std::string(m_.last_error()).find("ret_errors is NULL"), std::string::npos);
+
+    o.flags = 0x80;
+    EXPECT_EQ(m_.config_show(&o, &out), -EINVAL);
+    EXPECT_NE(std::string(m_.last_error()).find("sessreap_config_show: unknown flags"),
+              std::string::npos);
+    EXPECT_EQ(m_.config_check(&o, nullptr, &out), -EINVAL);
+    o.flags = 0;
+    o.size = 8;
+    EXPECT_EQ(m_.config_show(&o, &out), -EINVAL);
+    EXPECT_EQ(m_.config_check(&o, nullptr, &out), -EINVAL);
+    EXPECT_EQ(out, nullptr);
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A scratch directory of drop-ins and the options that name it.
+class AbiConfig : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/sessreap-abi-config-XXXXXX";
+        ASSERT_NE(mkdtemp(pattern), nullptr);
+        dir_ = pattern;
+        dirs_[0] = dir_.c_str();
+        opts_.size = sizeof opts_;
+        opts_.flags = SESSREAP_OPEN_NO_SYSTEM_CONFIG;
+        opts_.config_dirs = dirs_;
+    }
+
+    void TearDown() override {
+        std::error_code ignored;
+        fs::remove_all(dir_, ignored);
+    }
+
+    std::string write(const std::string& name, const std::string& text) {
+        std::string path = dir_ + "/" + name;
+        std::ofstream(path, std::ios::binary) << text;
+        return path;
+    }
+
+    // Takes a malloc'd string from the module and frees it.
+    static std::string take(char* text) {
+        std::string copy = text ? text : "(null)";
+        free(text);
+        return copy;
+    }
+
+    Module m_;
+    std::string dir_;
+    const char* dirs_[2] = {nullptr, nullptr};
+    sessreap_options opts_{};
+};
+
+} // namespace
+
+// config_show returns every key, merged, and the origin of each.
+TEST_F(AbiConfig, ShowsEffectiveConfigWithOrigins) {
+    std::string file = write("50-x.json", R"({"teardown": {"grace_ms": 250}})");
+    opts_.config_json = R"({"sweep": {"max_passes": 3}})";
+    char* out = nullptr;
+
+    ASSERT_EQ(m_.config_show(&opts_, &out), 0) << m_.last_error();
+    auto doc = nlohmann::json::parse(take(out));
+
+    EXPECT_EQ(doc["config"]["teardown"]["grace_ms"], 250);
+    EXPECT_EQ(doc["config"]["sweep"]["max_passes"], 3);
+    EXPECT_EQ(doc["config"]["teardown"]["term_signal"], "SIGTERM");
+    EXPECT_EQ(doc["origins"]["teardown.grace_ms"], file);
+    EXPECT_EQ(doc["origins"]["sweep.max_passes"], "<inline>");
+    EXPECT_EQ(doc["origins"]["teardown.cap_ms"], "<default>");
+    EXPECT_EQ(doc["origins"].size(), 20u);
+}
+
+// config_show fails like sessreap_open on an invalid drop-in, naming the place.
+TEST_F(AbiConfig, ShowFailsOnInvalidDropIn) {
+    std::string file = write("50-x.json", R"({"teardown": {"grace_ms": "1s"}})");
+    char* out = nullptr;
+
+    EXPECT_EQ(m_.config_show(&opts_, &out), -EINVAL);
+
+    EXPECT_EQ(out, nullptr);
+    EXPECT_EQ(std::string(m_.last_error()),
+              file + ":1:27: teardown.grace_ms: expected a non-negative integer, got \"1s\"");
+}
+
+// config_check on given files counts every error and writes one line for each, even for a
+// file whose name holds a newline.
+TEST_F(AbiConfig, CheckReportsEveryErrorOneLineEach) {
+    std::string a = write("a.json", "{\"teardown\": {\"grace_ms\": [1,\n 2], \"cap\": 1}}");
+    std::string b = write("b\nc.json", R"({"log": {"level": "loud"}})");
+    std::string good = write("good.json", "{}");
+    const char* files[] = {a.c_str(), good.c_str(), b.c_str(), nullptr};
+    char* out = nullptr;
+
+    ASSERT_EQ(m_.config_check(&opts_, files, &out), 3) << m_.last_error();
+
+    EXPECT_EQ(take(out),
+              a + ":1:27: teardown.grace_ms: expected a non-negative integer, got an array\n" + a +
+                  ":2:6: teardown.cap: unknown key \"cap\" (did you mean \"cap_ms\"?)\n" + dir_ +
+                  "/b c.json:1:19: log.level: expected one of \"err\", \"warning\", "
+                  "\"notice\", \"info\", \"debug\", got \"loud\"\n");
+    EXPECT_STREQ(m_.last_error(), "");
+}
+
+// config_check with no files checks the effective set and the inline document;
+// a clean set gives 0 and "".
+TEST_F(AbiConfig, CheckWithoutFilesChecksEffectiveSet) {
+    std::string bad = write("10-bad.json", R"({"sweep": {"enabled": "yes"}})");
+    write("20-good.json", R"({"sweep": {"enabled": true}})");
+    opts_.config_json = R"({"sweep": {"max_passes": 0}})";
+    char* out = nullptr;
+
+    ASSERT_EQ(m_.config_check(&opts_, nullptr, &out), 2) << m_.last_error();
+    std::string errors = take(out);
+    EXPECT_EQ(errors, bad + ":1:23: sweep.enabled: expected true or false, got \"yes\"\n"
+                            "<inline>:1:26: sweep.max_passes: expected an integer from 1 to "
+                            "1000, got 0\n");
+
+    fs::remove(bad);
+    opts_.config_json = nullptr;
+    ASSERT_EQ(m_.config_check(&opts_, nullptr, &out), 0) << m_.last_error();
+    EXPECT_EQ(take(out), "");
 }

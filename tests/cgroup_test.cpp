@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Tests of the cgroup v2 backstop against real cgroups that each test creates and removes.
 #include "cgroup.h"
+#include "process.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -245,9 +246,7 @@ protected:
         auto mount = find_cgroup2_mount();
         if (!mount) GTEST_SKIP() << "no cgroup2 mount: " << mount.error().message;
 
-        static int counter = 0;
-        parent_ =
-            *mount + "/sessreap-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+        parent_ = *mount + "/" + testing_support::unique_name("sessreap-test");
         if (mkdir(parent_.c_str(), 0755) < 0) {
             GTEST_SKIP() << "cannot create a cgroup under " << *mount << ": " << strerror(errno);
         }

@@ -218,20 +218,60 @@ TEST_F(ConfigLoader, ReplacesArraysInsteadOfAppending) {
     EXPECT_EQ(config.exclude[0].origin, later + ":3:5");
 }
 
-// Extra directories join as the highest-precedence directories, later ones above earlier.
-TEST_F(ConfigLoader, TreatsExtraDirectoriesAsHigherPrecedence) {
-    write(run_, "50-site.json", R"({"teardown": {"grace_ms": 100}})");
-    std::string first = root_ + "/host1", second = root_ + "/host2";
-    write(first, "50-site.json", R"({"teardown": {"grace_ms": 200}})");
-    write(first, "60-host.json", R"({"teardown": {"cap_ms": 700}})");
-    write(second, "60-host.json", R"({"teardown": {"cap_ms": 900}})");
+// A host directory's file applies after every system file, whatever the names.
+TEST_F(ConfigLoader, AppliesHostDirectoryAfterSystemFiles) {
+    write(etc_, "50-y.json", R"({"teardown": {"grace_ms": 100, "cap_ms": 300}})");
+    std::string host = write(root_ + "/host", "10-x.json", R"({"teardown": {"grace_ms": 200}})");
     ConfigSources s = sources();
-    s.extra_dirs = {first, second};
+    s.extra_dirs = {root_ + "/host"};
+
+    auto effective = load_effective_config(s);
+
+    ASSERT_TRUE(effective.ok()) << effective.error().message;
+    EXPECT_EQ(effective->config.teardown.grace.count(), 200);
+    EXPECT_EQ(effective->config.teardown.cap.count(), 300);
+    EXPECT_EQ(effective->origins.at("teardown.grace_ms"), host);
+    EXPECT_EQ(effective->origins.at("teardown.cap_ms"), etc_ + "/50-y.json");
+}
+
+// A host file named like a system file neither replaces nor masks it: both apply.
+TEST_F(ConfigLoader, KeepsSystemFileOfSameNameAsHostFile) {
+    write(etc_, "50-site.json", R"({"teardown": {"grace_ms": 100, "cap_ms": 300}})");
+    write(run_, "60-run.json", R"({"sweep": {"max_passes": 9}})");
+    write(root_ + "/host", "50-site.json", R"({"teardown": {"grace_ms": 200}})");
+    write(root_ + "/host", "60-run.json", "");
+    ConfigSources s = sources();
+    s.extra_dirs = {root_ + "/host"};
 
     Config config = load_ok(s);
 
     EXPECT_EQ(config.teardown.grace.count(), 200);
+    EXPECT_EQ(config.teardown.cap.count(), 300);
+    EXPECT_EQ(config.sweep.max_passes, 9);
+}
+
+// Host directories apply in the order given, each in lexical order; a later one's file
+// replaces an earlier one's file of the same name, and a later mask removes it.
+TEST_F(ConfigLoader, AppliesHostDirectoriesInOrderGiven) {
+    std::string first = root_ + "/host1", second = root_ + "/host2";
+    std::string a = write(first, "20-a.json", R"({"teardown": {"grace_ms": 100}})");
+    write(first, "30-b.json", R"({"teardown": {"cap_ms": 700}})");
+    write(first, "40-c.json", R"({"sweep": {"max_passes": 5}})");
+    std::string c = write(second, "10-c.json", R"({"teardown": {"grace_ms": 200}})");
+    std::string b = write(second, "30-b.json", R"({"teardown": {"cap_ms": 900}})");
+    symlink_in(second, "40-c.json", "/dev/null");
+    ConfigSources s = sources();
+    s.extra_dirs = {first, second};
+
+    std::vector<Error> errors;
+    std::vector<std::string> files = config_drop_in_files(s, errors);
+    Config config = load_ok(s);
+
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(files, (std::vector<std::string>{a, c, b}));
+    EXPECT_EQ(config.teardown.grace.count(), 200);
     EXPECT_EQ(config.teardown.cap.count(), 900);
+    EXPECT_EQ(config.sweep.max_passes, 32);
 }
 
 // The inline document applies after every drop-in and is named "<inline>".
@@ -779,6 +819,26 @@ TEST_F(ConfigLoader, ChecksFilesReportingAllErrors) {
                                           "unexpected ','; expected string literal");
     EXPECT_EQ(errors[4].code, ENOENT);
     EXPECT_TRUE(check_config_files({good, empty, masked}).empty());
+}
+
+// The effective set is checked file by file, masked files left out, then the inline document.
+TEST_F(ConfigLoader, ChecksEffectiveSetReportingEveryFile) {
+    std::string vendor = write(vendor_, "10-v.json", R"({"sweep": {"max_passes": 0}})");
+    write(vendor_, "20-masked.json", "{ broken");
+    symlink_in(etc_, "20-masked.json", "/dev/null");
+    std::string site = write(etc_, "30-site.json", R"({"teardown": {"grace_ms": true}})");
+    write(run_, "40-ok.json", R"({"log": {"level": "debug"}})");
+    ConfigSources s = sources();
+    s.inline_json = R"({"sweep": {"enabled": 1}})";
+
+    std::vector<Error> errors = check_effective_config(s);
+
+    ASSERT_EQ(errors.size(), 3u);
+    EXPECT_EQ(errors[0].message,
+              vendor + ":1:26: sweep.max_passes: expected an integer from 1 to 1000, got 0");
+    EXPECT_EQ(errors[1].message,
+              site + ":1:27: teardown.grace_ms: expected a non-negative integer, got true");
+    EXPECT_EQ(errors[2].message, "<inline>:1:23: sweep.enabled: expected true or false, got 1");
 }
 
 // --- The position index --------------------------------------------------------------------

@@ -197,7 +197,7 @@ struct TestCgroup {
     TestCgroup() {
         auto mount = sessreap::find_cgroup2_mount();
         if (!mount) return;
-        std::string dir = mount.value() + "/sessreap-shim-test-" + std::to_string(getpid());
+        std::string dir = mount.value() + "/" + unique_name("sessreap-shim-test");
         if (mkdir(dir.c_str(), 0755) == 0) path = dir;
     }
     ~TestCgroup() {
@@ -263,4 +263,39 @@ TEST_F(HostShim, ScopeLayerDegradesWithoutBus) {
     size_t first = res.err.find("skipping the scope layer");
     EXPECT_EQ(res.err.find("skipping the scope layer", first + 1), std::string::npos);
     EXPECT_NE(res.err.find("signalled 7 processes (group 2, sweep 5)"), std::string::npos);
+}
+
+// With an exclusion rule in force the cgroup layer signals one by one: a
+// daemon that left the session and matches the rule lives, its sibling dies,
+// and the cgroup that still holds it is left in place.
+TEST_F(HostShim, CgroupLayerHonoursExclusions) {
+    REQUIRE_PRIVATE_NAMESPACE();
+    TestCgroup cg;
+    if (cg.path.empty()) GTEST_SKIP() << "no writable cgroup2 mount";
+    std::string keepme = dir_ + "/keepme";
+    ASSERT_EQ(run_command({"cp", "/bin/sleep", keepme}).status, 0);
+    std::string script =
+        "setsid sh -c 'echo $$ >> \"$1\"; exec \"$2\" 1000' k '" + pidfile_ + "' '" + keepme +
+        "' </dev/null >/dev/null 2>&1 &\n"
+        "setsid sh -c 'echo $$ >> \"$1\"; exec sleep 1000' s '" + pidfile_ +
+        "' </dev/null >/dev/null 2>&1 &\n"
+        "while [ \"$(wc -l < '" + pidfile_ + "')\" -lt 2 ]; do sleep 0.05; done\n"
+        "for p in $(cat '" + pidfile_ + "'); do\n"
+        "  while ! grep -qx -e keepme -e sleep /proc/$p/comm; do sleep 0.01; done\n"
+        "done\n";
+    std::string config = R"({"cgroup": {"parent": ")" + cg.path +
+                         R"("}, "exclude": [{"comm": "keepme"}], "teardown": {"grace_ms": 300}})";
+    CommandResult res = run_command({kHost, "run", "--module", kModule, "--verbose",
+                                     "--config-json", config, "--", "sh", "-c", script});
+    EXPECT_EQ(res.status, 0) << res.err;
+    std::vector<pid_t> pids = read_pids();
+    ASSERT_EQ(pids.size(), 2u) << res.err;
+    pid_t kept = comm_of(pids[0]) == "keepme" ? pids[0] : pids[1];
+    pid_t other = kept == pids[0] ? pids[1] : pids[0];
+    EXPECT_TRUE(alive(kept)) << res.err;
+    EXPECT_TRUE(wait_gone(other, 2000)) << res.err;
+    EXPECT_NE(res.err.find("Sparing pid " + std::to_string(kept) + " (keepme)"),
+              std::string::npos)
+        << res.err;
+    EXPECT_NE(res.err.find("in place: it holds 1 process(es)"), std::string::npos) << res.err;
 }

@@ -411,7 +411,7 @@ TEST_F(Reliability, ReturnsAtCapWithUnkillableProcess) {
     if (stat((freezer + "/freezer.state").c_str(), &st) != 0 &&
         stat((freezer + "/tasks").c_str(), &st) != 0)
         GTEST_SKIP() << "no cgroup v1 freezer at " << freezer;
-    std::string dir = freezer + "/sessreap-test-" + std::to_string(getpid());
+    std::string dir = freezer + "/" + unique_name("sessreap-test");
     ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << strerror(errno);
 
     PidChannel ch;

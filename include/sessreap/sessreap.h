@@ -32,11 +32,11 @@ extern "C" {
  * launch record never saw (and, with a systemd scope or cgroup, that was
  * never moved into it).
  *
- * Errors: every call that can fail returns 0 or a negative errno, and
- * sessreap_last_error() then describes the failure. No call aborts, exits
- * or writes to stdout. Besides the errnos listed per call, any call that
- * returns int may return -ENOMEM, and -EIO for an internal error (a bug:
- * the message says what failed).
+ * Errors: every call that can fail returns 0 (or a count, where said) or
+ * a negative errno, and sessreap_last_error() then describes the failure.
+ * No call aborts, exits or writes to stdout. Besides the errnos listed per
+ * call, any call that returns int may return -ENOMEM, and -EIO for an
+ * internal error (a bug: the message says what failed).
  *
  * Threads: all calls may be made from several threads at once, on one
  * handle or on several. sessreap_close() may race with other calls on the
@@ -83,8 +83,8 @@ struct sessreap_options {
      * after every drop-in file; NULL for none. Example:
      *   {"teardown": {"grace_ms": 500}} */
     const char *config_json;
-    /* Extra drop-in directories, NULL-terminated, applied after the
-     * system ones in the order given; NULL for none. */
+    /* Extra drop-in directories, NULL-terminated, applied after every
+     * system drop-in, in the order given; NULL for none. */
     const char *const *config_dirs;
     /* Resolve the system drop-in directories under this root; NULL for
      * "/". */
@@ -102,8 +102,9 @@ struct sessreap_options {
  *   -EINVAL  ret is NULL, opts->size is smaller than the first release's
  *            struct, unknown flags, or the configuration is invalid (the
  *            message names file:line:column and the key)
- *   -EACCES, -EIO, -ELOOP
- *            a drop-in file or directory could not be read
+ *   -EACCES, -EIO, -ELOOP, -ENOENT
+ *            a drop-in file or directory could not be read (-ENOENT: a
+ *            dangling symlink)
  *   -ENOMEM  out of memory
  *   -EMFILE, -ENFILE
  *            no file descriptor for /proc */
@@ -272,6 +273,49 @@ int sessreap_teardown(sessreap_handle *h, pid_t pid,
  *   -ETIMEDOUT
  *            some torn-down session still had processes at the cap */
 int sessreap_reap_stale(sessreap_handle *h, struct sessreap_report *report);
+
+/* ---- Checking and showing the configuration ---------------------------- */
+
+/* These read the configuration the way sessreap_open() does with the same
+ * opts (config_root, SESSREAP_OPEN_NO_SYSTEM_CONFIG, config_dirs,
+ * config_json) and need no handle. opts may be NULL for the defaults. */
+
+/* Stores in *ret_json the effective configuration: a JSON object
+ *   {"config": {...}, "origins": {...}}
+ * where "config" holds every key, in the drop-in format, and "origins" maps
+ * each key path ("teardown.grace_ms", "exclude") to the drop-in file that
+ * set it last, "<inline>" for config_json or "<default>". The text is from
+ * malloc(3); the caller frees it with free(3). *ret_json is untouched on
+ * failure.
+ *
+ * Returns 0, or:
+ *   -EINVAL  ret_json is NULL, opts->size is too small, unknown flags, or
+ *            the configuration is invalid (the message names
+ *            file:line:column and the key; the first error only)
+ *   -EACCES, -EIO, -ELOOP, -ENOENT
+ *            a drop-in file or directory could not be read
+ *   -ENOMEM  out of memory */
+int sessreap_config_show(const struct sessreap_options *opts,
+                         char **ret_json);
+
+/* Validates drop-ins and reports every error, not only the first. With
+ * files (NULL-terminated paths) it checks each of those on its own, as a
+ * drop-in; opts then only has to be valid. With files NULL it checks each
+ * file sessreap_open() would read with opts (masked files left out), then
+ * config_json. An empty file or a symlink to /dev/null is valid.
+ *
+ * Stores in *ret_errors a text from malloc(3), one error per line, each
+ * ending in a newline ("" when there is none), for the caller to free(3):
+ *   FILE:LINE:COL: key.path: expected WHAT, got VALUE
+ * A file or directory that cannot be read is an error like any other
+ * ("Failed to open FILE: Permission denied"). *ret_errors is untouched on
+ * failure.
+ *
+ * Returns the number of errors (0 when everything is valid), or:
+ *   -EINVAL  ret_errors is NULL, opts->size is too small or unknown flags
+ *   -ENOMEM  out of memory */
+int sessreap_config_check(const struct sessreap_options *opts,
+                          const char *const *files, char **ret_errors);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include <dirent.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
 
 namespace testing_support {
@@ -178,6 +179,13 @@ std::string comm_of(pid_t pid) {
     return comm;
 }
 
+std::string unique_name(const std::string& prefix) {
+    std::random_device rd;
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "%08x%08x", rd(), rd());
+    return prefix + "-" + suffix;
+}
+
 void kill_own(pid_t pid) {
     int fd = int(syscall(SYS_pidfd_open, pid, 0));
     if (fd < 0) return;
@@ -205,6 +213,8 @@ Module::Module() {
     resolve(dl, "sessreap_forget", &forget);
     resolve(dl, "sessreap_teardown", &teardown);
     resolve(dl, "sessreap_reap_stale", &reap_stale);
+    resolve(dl, "sessreap_config_show", &config_show);
+    resolve(dl, "sessreap_config_check", &config_check);
 }
 
 Module::~Module() {

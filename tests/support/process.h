@@ -77,6 +77,10 @@ bool wait_gone(pid_t pid, int timeout_ms);
 std::vector<pid_t> live_session_members(pid_t sid);
 // Command name of pid, or "".
 std::string comm_of(pid_t pid);
+// A name no other test process uses at the same time. Inside the private
+// namespace every test binary is pid 2, so getpid() alone is not enough.
+std::string unique_name(const std::string& prefix);
+
 // Kills a process this test created, by pid, and waits for it.
 void kill_own(pid_t pid);
 
@@ -93,6 +97,8 @@ struct Module {
     decltype(&sessreap_forget) forget;
     decltype(&sessreap_teardown) teardown;
     decltype(&sessreap_reap_stale) reap_stale;
+    decltype(&sessreap_config_show) config_show;
+    decltype(&sessreap_config_check) config_check;
 };
 
 // Opens a handle with only the given inline configuration (no system
