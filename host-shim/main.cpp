@@ -28,7 +28,7 @@ constexpr const char* kUsage =
     "\n"
     "Options for run:\n"
     "  --module PATH       load this module instead of the default\n"
-    "  --grace MS          grace period between SIGTERM and SIGKILL\n"
+    "  --grace MS          grace period between the termination and the kill signal\n"
     "  --name NAME         label for the launch record (names a systemd scope)\n"
     "  --verbose           log every signal sent\n"
     "\n"

@@ -66,10 +66,16 @@ int64_t now_ms() {
     _exit(err == ENOENT ? kExitNotFound : kExitCannotExec);
 }
 
+// The inline document for the module. --config-json goes through as written,
+// so that an error's line and column point into what the user typed; only
+// with --grace too is it parsed and merged (its positions then refer to the
+// merged text, which the message prints).
 std::string build_config(const RunOptions& opts) {
+    if (opts.grace_ms < 0) return opts.config_json;
+
     nlohmann::json doc = nlohmann::json::object();
     if (!opts.config_json.empty()) doc = nlohmann::json::parse(opts.config_json);
-    if (opts.grace_ms >= 0) doc["teardown"]["grace_ms"] = opts.grace_ms;
+    doc["teardown"]["grace_ms"] = opts.grace_ms;
     return doc.dump();
 }
 
@@ -87,7 +93,7 @@ void reap_orphans(pid_t keep) {
 
 std::string describe_status(const siginfo_t& info) {
     if (info.si_code == CLD_EXITED) return "exited with status " + std::to_string(info.si_status);
-    return std::string("was killed by ") + sigabbrev_np(info.si_status);
+    return std::string("was killed by SIG") + sigabbrev_np(info.si_status);
 }
 
 } // namespace
@@ -97,7 +103,7 @@ sessreap_options module_options(const RunOptions& opts, const char* json,
     sessreap_options o{};
     o.size = sizeof o;
     if (opts.no_system_config) o.flags |= SESSREAP_OPEN_NO_SYSTEM_CONFIG;
-    o.config_json = json;
+    o.config_json = json && *json ? json : nullptr;
     o.config_root = opts.config_root.empty() ? nullptr : opts.config_root.c_str();
     dirs->clear();
     for (const std::string& d : opts.config_dirs) dirs->push_back(d.c_str());

@@ -42,6 +42,9 @@ struct Handle {
     Registry registry;
     std::unique_ptr<StateStore> state; // null when records are not persisted
     std::unique_ptr<ScopeLayer> scope; // null when systemd.scope is off
+    // For stale records that name a unit while this handle's scope layer is
+    // off: the unit must still be stopped. Made on first need.
+    std::unique_ptr<ScopeLayer> reap_scope;
 };
 
 // The last error of this thread. A fixed buffer: recording an out-of-memory
@@ -179,10 +182,14 @@ int open_handle(const sessreap_options* opts, sessreap_handle** ret) {
     return 0;
 }
 
-int run_teardown(Handle& h, LaunchRecord& rec, Report* report) {
+int run_teardown(Handle& h, LaunchRecord& rec, Report* report, ScopeLayer* scope) {
     TeardownContext ctx{h.config, h.log, h.proc.get(), HostIds::current(), h.proc_hides_others};
-    ctx.scope = h.scope.get();
+    ctx.scope = scope;
     return teardown(ctx, rec, report);
+}
+
+int run_teardown(Handle& h, LaunchRecord& rec, Report* report) {
+    return run_teardown(h, rec, report, h.scope.get());
 }
 
 // Marks a record done on disk; failing that, a reaper could later take the
@@ -213,20 +220,27 @@ int reap_stale_records(Handle& h, bool same_exe, Report* sum, int* first_error) 
 
     int reaped = 0;
     for (StaleJournal& journal : stale) {
+        bool complete = true;
         for (LaunchRecord& rec : journal.records) {
             CgroupRecord& cg = rec.cgroup;
             if (!cg.path.empty())
                 cg.dir.reset(open(cg.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            if (!rec.unit.empty() && !h.scope && !h.reap_scope)
+                h.reap_scope = std::make_unique<ScopeLayer>(h.config, h.log);
             h.log.log(LOG_NOTICE, "Reaping session " + std::to_string(rec.session) +
                                       " left by host pid " + std::to_string(journal.host.pid) +
                                       " (" + journal.host.exe + "), which is gone");
             Report one;
-            int r = run_teardown(h, rec, &one);
+            int r = run_teardown(h, rec, &one, h.scope ? h.scope.get() : h.reap_scope.get());
             add_report(one, sum);
             if (r < 0 && *first_error == 0) *first_error = r;
+            complete &= r == 0 || r == -ETIMEDOUT;
             ++reaped;
         }
-        StateStore::release(journal);
+        // A teardown that could not see the session may have missed it: the
+        // journal goes back, for a later call to try again.
+        if (complete) StateStore::release(journal);
+        else StateStore::unclaim(journal);
     }
     return reaped;
 }

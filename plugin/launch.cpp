@@ -74,6 +74,12 @@ Result<std::unique_ptr<LaunchRecord>> record_launch(int proc_fd, const Logger& l
     rec->pgrp = st.pgrp;
     rec->starttime = st.starttime;
     rec->sweep = st.session == pid;
+    if (log.enabled(LOG_DEBUG))
+        log.log(LOG_DEBUG, "Recorded pid " + std::to_string(pid) + ": session " +
+                               std::to_string(st.session) + ", process group " +
+                               std::to_string(st.pgrp) + ", start time " +
+                               std::to_string(st.starttime) +
+                               (rec->pidfd.valid() ? ", pidfd" : ", no pidfd"));
     rec->group = st.pgrp == pid;
     if (!rec->sweep)
         log.log(LOG_WARNING,

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -226,6 +227,16 @@ std::vector<StaleJournal> StateStore::claim_stale(int proc_fd, bool same_exe,
     while (dirent* e = readdir(d)) {
         std::string name = e->d_name;
         const std::string ext = ".journal";
+        // A reaper that died mid-way left its claim: take it over once that
+        // reaper is gone.
+        size_t claim = name.find(ext + ".reaping.");
+        if (claim != std::string::npos) {
+            pid_t reaper = pid_from_name(name.c_str() + claim + ext.size() + 9);
+            if (reaper <= 0 || kill(reaper, 0) == 0 || errno != ESRCH) continue;
+            std::string original = dir_ + "/" + name.substr(0, claim + ext.size());
+            if (rename((dir_ + "/" + name).c_str(), original.c_str()) < 0) continue;
+            name = name.substr(0, claim + ext.size());
+        }
         if (name.size() <= ext.size() || name.compare(name.size() - ext.size(), ext.size(), ext))
             continue;
         std::string path = dir_ + "/" + name;
@@ -261,5 +272,10 @@ std::vector<StaleJournal> StateStore::claim_stale(int proc_fd, bool same_exe,
 }
 
 void StateStore::release(const StaleJournal& journal) { unlink(journal.path.c_str()); }
+
+void StateStore::unclaim(const StaleJournal& journal) {
+    std::string original = journal.path.substr(0, journal.path.rfind(".reaping."));
+    rename(journal.path.c_str(), original.c_str());
+}
 
 } // namespace sessreap

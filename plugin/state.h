@@ -63,6 +63,8 @@ public:
                                           std::vector<std::string>* skipped);
     // Deletes a claimed journal once its records were torn down.
     static void release(const StaleJournal& journal);
+    // Puts a claimed journal back under its own name, for a later reaper.
+    static void unclaim(const StaleJournal& journal);
 
 private:
     Status open_journal();

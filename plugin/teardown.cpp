@@ -92,6 +92,7 @@ private:
     void kill_outer_layers();
     void signal_cgroup(int sig);
     void signal_scope(int sig);
+    bool unit_holds_spared();
     void signal_listed(const std::vector<pid_t>& listed,
                        const std::function<Result<std::vector<pid_t>>()>& relist, int sig,
                        int layer);
@@ -185,6 +186,11 @@ int Teardown::scan(std::vector<Member>* out) {
         scanner_.scan(by, sweep_ok_ ? rec_.session : rec_.pgrp, ctx_.host.pid, out, &read_error);
     if (r < 0) ctx_.log.log(LOG_ERR, "Failed to read /proc: " + errno_string(-r));
     if (r < 0 || read_error < 0) report_.guards |= SESSREAP_GUARD_UNREADABLE;
+    if (ctx_.log.enabled(LOG_DEBUG))
+        ctx_.log.log(LOG_DEBUG, "Pass " + std::to_string(report_.passes) + " over /proc for " +
+                                    (sweep_ok_ ? "session " : "process group ") +
+                                    std::to_string(sweep_ok_ ? rec_.session : rec_.pgrp) +
+                                    ": " + std::to_string(out->size()) + " live member(s)");
     if (r == 0 && ctx_.after_scan) ctx_.after_scan(*out);
     return r < 0 ? r : read_error;
 }
@@ -403,6 +409,15 @@ void Teardown::signal_cgroup(int sig) {
 
 // The scope and cgroup layers get the termination signal together with the
 // group and sweep, so that one grace period serves them all.
+bool Teardown::unit_holds_spared() {
+    if (spared_.empty()) return false;
+    auto procs = ctx_.scope->processes(rec_.unit);
+    if (!procs) return true; // cannot tell: do not stop it
+    for (pid_t pid : procs.value())
+        if (spared_.count(pid)) return true;
+    return false;
+}
+
 void Teardown::signal_scope(int sig) {
     auto procs = ctx_.scope->processes(rec_.unit);
     if (!procs) {
@@ -452,8 +467,8 @@ void Teardown::kill_outer_layers() {
 
     if (!rec_.unit.empty() && ctx_.scope && !(report_.guards & SESSREAP_GUARD_HOST_UNIT)) {
         signal_scope(sig);
-        // Stopping the unit would kill what the rules spared.
-        if (sparing && !spared_.empty()) {
+        // Stopping the unit would kill what the rules spared in it.
+        if (sparing && unit_holds_spared()) {
             wait_for_exit(deadline_);
             ctx_.log.log(LOG_NOTICE, "Leaving " + rec_.unit + " running: it holds excluded "
                                      "processes");
@@ -495,6 +510,12 @@ int Teardown::run() {
     deadline_ = start_ + std::chrono::nanoseconds(cfg_.teardown.cap).count();
     if (cfg_.teardown.dry_run) report_.flags |= SESSREAP_REPORT_DRY_RUN;
     if (ctx_.proc_hides_others) report_.guards |= SESSREAP_GUARD_UNREADABLE;
+    if (ctx_.log.enabled(LOG_DEBUG))
+        ctx_.log.log(LOG_DEBUG, "Tearing down pid " + std::to_string(rec_.pid) + ": session " +
+                                    std::to_string(rec_.session) + ", process group " +
+                                    std::to_string(rec_.pgrp) +
+                                    (rec_.unit.empty() ? "" : ", unit " + rec_.unit) +
+                                    (rec_.cgroup.path.empty() ? "" : ", cgroup " + rec_.cgroup.path));
     apply_guards();
 
     std::vector<Member> members;

@@ -90,7 +90,7 @@ TEST_F(HostShim, ExitsWith128PlusSignal) {
     CommandResult res =
         run_command({kHost, "run", "--module", kModule, "--", "sh", "-c", "kill -USR1 $$"});
     EXPECT_EQ(res.status, 128 + SIGUSR1) << res.err;
-    EXPECT_NE(res.err.find("was killed by USR1"), std::string::npos) << res.err;
+    EXPECT_NE(res.err.find("was killed by SIGUSR1"), std::string::npos) << res.err;
 }
 
 // SIGTERM sent to the shim reaches the command, and the session is torn down.
@@ -298,4 +298,15 @@ TEST_F(HostShim, CgroupLayerHonoursExclusions) {
               std::string::npos)
         << res.err;
     EXPECT_NE(res.err.find("in place: it holds 1 process(es)"), std::string::npos) << res.err;
+}
+
+// --config-json reaches the module as written: an error's column points
+// into the text the user typed.
+TEST(HostShimUsage, ConfigJsonErrorsPointIntoTheGivenText) {
+    CommandResult res = run_command({kHost, "run", "--module", kModule, "--config-json",
+                                     R"({"teardown":  {"grace_ms": "x"}})", "--", "true"});
+    EXPECT_EQ(res.status, 125);
+    EXPECT_NE(res.err.find("<inline>:1:28: teardown.grace_ms: expected a non-negative integer"),
+              std::string::npos)
+        << res.err;
 }

@@ -198,3 +198,27 @@ TEST_F(StateStoreTest, ClaimsOnlySameExecutableWhenAsked) {
     EXPECT_TRUE(claim(/*same_exe=*/true).empty());
     EXPECT_EQ(claim(/*same_exe=*/false).size(), 1u);
 }
+
+// A journal claimed by a reaper that died before finishing is taken over by
+// the next reaper; one claimed by a live reaper is left to it.
+TEST_F(StateStoreTest, TakesOverClaimOfDeadReaper) {
+    host_dies_after(dead_host(), [](StateStore& s) {
+        if (!s.save(record(4242))) _exit(2);
+    });
+    pid_t reaper = fork();
+    if (reaper == 0) _exit(0);
+    waitpid(reaper, nullptr, 0); // a reaper that is gone
+    std::string claimed;
+    for (auto& e : fs::directory_iterator(dir_)) {
+        claimed = e.path().string() + ".reaping." + std::to_string(reaper);
+        fs::rename(e.path(), claimed);
+    }
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    EXPECT_EQ(stale[0].records.size(), 1u);
+
+    StateStore::unclaim(stale[0]); // put back: a later reaper finds it again
+    std::string live_claim = claimed.substr(0, claimed.rfind('.')) + "." + std::to_string(getpid());
+    for (auto& e : fs::directory_iterator(dir_)) fs::rename(e.path(), live_claim);
+    EXPECT_TRUE(claim().empty()) << "a live reaper's claim must be left alone";
+}

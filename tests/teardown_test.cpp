@@ -430,3 +430,17 @@ TEST_F(Teardown, ReportsBlindSweepWhenDescriptorsRunOut) {
     EXPECT_TRUE(alive(pids[0])); // nothing was killed blind, and nothing claimed gone
     EXPECT_TRUE(th.logged("Could not tell whether session"));
 }
+
+// With log.level debug, launch and every pass over /proc are logged.
+TEST_F(Teardown, LogsPassesAtDebugLevel) {
+    HeldChild leader([] { for (;;) pause(); });
+    TestHandle th(module_, R"({"log": {"level": "debug"}, "teardown": {"grace_ms": 200}})");
+    ASSERT_EQ(module_.launch(th.h, leader.pid(), nullptr), 0);
+    leader.release();
+    sessreap_report r = new_report();
+    EXPECT_EQ(module_.teardown(th.h, leader.pid(), &r), 0);
+    EXPECT_TRUE(th.logged("Recorded pid " + std::to_string(leader.pid()) + ": session"));
+    EXPECT_TRUE(th.logged("Pass 1 over /proc for session " + std::to_string(leader.pid())));
+    TestHandle quiet(module_, R"({"log": {"level": "info"}})");
+    EXPECT_FALSE(quiet.logged("Pass "));
+}

@@ -107,7 +107,9 @@ struct sessreap_options {
  *            dangling symlink)
  *   -ENOMEM  out of memory
  *   -EMFILE, -ENFILE
- *            no file descriptor for /proc */
+ *            no file descriptor for /proc
+ *   -EXDEV   /proc belongs to another PID namespace than the caller's: every
+ *            pid read there would name another process */
 int sessreap_open(const struct sessreap_options *opts, sessreap_handle **ret);
 
 /* Closes a handle and frees it. Forgets every child still tracked and
@@ -139,8 +141,8 @@ int sessreap_close(sessreap_handle *h);
  *
  * Returns:
  *   -EBADF   h is not an open handle
- *   -EINVAL  pid is 0, 1, negative or the host's own pid, or name holds
- *            characters a unit name cannot
+ *   -EINVAL  pid is 0, 1, negative or the host's own pid (name is escaped
+ *            into a valid unit name, never refused)
  *   -ESRCH   no such process
  *   -EEXIST  pid is already tracked by this handle
  *   -EMFILE, -ENFILE
@@ -260,8 +262,10 @@ int sessreap_teardown(sessreap_handle *h, pid_t pid,
  * skipped, never acted on, when it was written before the last boot (it is
  * deleted) or in another PID namespace; a record whose child's pid now names
  * a process with another start time sweeps nothing (the ids were recycled).
- * Each record is claimed by renaming it, so concurrent reapers never tear
- * the same one down twice. report (may be NULL) sums every teardown.
+ * Each dead host's journal is claimed by renaming it, so concurrent reapers
+ * never tear the same records down twice; a journal whose teardowns could
+ * not complete is put back for a later call. report (may be NULL) sums
+ * every teardown.
  *
  * With "state.reap_stale_on_open", sessreap_open() does the same for the
  * records of dead hosts that ran the same executable as the caller.
@@ -271,7 +275,10 @@ int sessreap_teardown(sessreap_handle *h, pid_t pid,
  *   -EBADF   h is not an open handle
  *   -EINVAL  report->size is too small
  *   -ETIMEDOUT
- *            some torn-down session still had processes at the cap */
+ *            some torn-down session still had processes at the cap
+ *   -ENOMEM, -EMFILE, -ENFILE, -EACCES
+ *            a teardown could not complete (see sessreap_teardown); its
+ *            journal is put back, so a later call tries again */
 int sessreap_reap_stale(sessreap_handle *h, struct sessreap_report *report);
 
 /* ---- Checking and showing the configuration ---------------------------- */
