@@ -6,10 +6,14 @@
 # that the sweep still catches. Usage: daemons.sh PIDFILE
 pidfile=$1
 : > "$pidfile"
-stubborn='$SIG{TERM} = "IGNORE"; exec "sleep", 1000'
-setsid sh -c 'echo $$ >> "$1"; exec perl -e "$2"' escapee "$pidfile" "$stubborn" \
-    < /dev/null > /dev/null 2>&1 &
-sh -c 'setsid sh -c "echo \$\$ >> \"\$1\"; exec perl -e \"\$2\"" daemon "$1" "$2" & exit 0' \
-    x "$pidfile" "$stubborn" < /dev/null > /dev/null 2>&1
+
+# Each daemon reports its own pid only once it ignores SIGTERM, so the
+# command cannot exit while one is still half set up.
+daemon='$SIG{TERM} = "IGNORE";
+    open(my $f, ">>", $ARGV[0]) or die; print $f "$$\n"; close($f);
+    exec "sleep", 1000'
+setsid perl -e "$daemon" "$pidfile" < /dev/null > /dev/null 2>&1 &
+sh -c 'setsid perl -e "$1" "$2" & exit 0' double-fork "$daemon" "$pidfile" \
+    < /dev/null > /dev/null 2>&1
 perl -e 'setpgrp(0, 0); exec @ARGV' sh -c 'echo $$ >> "$1"; exec sleep 1000' pgrp "$pidfile" &
 while [ "$(wc -l < "$pidfile")" -lt 3 ]; do sleep 0.05; done

@@ -15,8 +15,11 @@ for i in 1 2; do
     perl -e 'setpgrp(0, 0); exec @ARGV' sh -c \
         'sleep 300 & echo $! >> "$1"; echo $$ >> "$1"; wait' escapee "$pidfile" &
 done
-perl -e '$SIG{TERM} = "IGNORE"; setpgrp(0, 0); exec @ARGV' sleep 300 &
-echo $! >> "$pidfile"
+# It reports its own pid once it has left the group and ignores SIGTERM, so
+# the leader cannot exit while it is still half set up.
+perl -e '$SIG{TERM} = "IGNORE"; setpgrp(0, 0);
+    open(my $f, ">>", $ARGV[0]) or die; print $f "$$\n"; close($f);
+    exec "sleep", 300' "$pidfile" &
 
 # Leave only once every pid is written.
 while [ "$(wc -l < "$pidfile")" -lt 7 ]; do sleep 0.05; done
