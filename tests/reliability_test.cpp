@@ -26,6 +26,18 @@
 
 using namespace testing_support;
 
+// GCC says __SANITIZE_*__, clang says __has_feature(*_sanitizer).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SESSREAP_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SESSREAP_SANITIZED 1
+#endif
+#endif
+#ifndef SESSREAP_SANITIZED
+#define SESSREAP_SANITIZED 0
+#endif
+
 namespace {
 
 int count_open_fds() {
@@ -303,7 +315,7 @@ TEST_F(Reliability, DegradesWithLowDescriptorLimit) {
 // return -ENOMEM and nothing escapes the ABI; a teardown that ran out of
 // memory keeps its record, and succeeds once memory is back.
 TEST_F(Reliability, FailsCleanlyWhenMemoryRunsOut) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if SESSREAP_SANITIZED
     GTEST_SKIP() << "sanitizers reserve terabytes of address space; RLIMIT_AS cannot apply";
 #else
     std::string message;
