@@ -67,8 +67,8 @@ int print_version(const std::string& module_path) {
     shim::Module m;
     std::string err;
     if (shim::load_module(module_path, &m, &err))
-        printf("module %s %s (ABI %u.%u)\n", m.path.c_str(), m.version(),
-               m.abi_version() >> 16, m.abi_version() & 0xffff);
+        printf("module %s %s (ABI %u.%u)\n", m.path.c_str(), m.version(), m.abi_version() >> 16,
+               m.abi_version() & 0xffff);
     else
         printf("module %s: %s\n", module_path.c_str(), err.c_str());
     return 0;

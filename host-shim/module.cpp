@@ -18,8 +18,7 @@ std::string self_dir() {
     return path.substr(0, path.rfind('/'));
 }
 
-template <typename F>
-bool resolve(void* dl, const char* name, F* out, std::string* err) {
+template <typename F> bool resolve(void* dl, const char* name, F* out, std::string* err) {
     *out = reinterpret_cast<F>(dlsym(dl, name));
     if (!*out) *err = std::string("module lacks symbol ") + name;
     return *out != nullptr;

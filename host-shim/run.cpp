@@ -52,7 +52,8 @@ int64_t now_ms() {
     close(ready_fd);
 
     char go = 0;
-    while (read(go_fd, &go, 1) < 0 && errno == EINTR) {}
+    while (read(go_fd, &go, 1) < 0 && errno == EINTR) {
+    }
     if (go != 'g') _exit(kExitShimError);
 
     std::vector<char*> argv;
@@ -119,8 +120,9 @@ std::string summary(const sessreap_report& r, const sessreap_survivor* survivors
     std::string parts;
     for (int l = 0; l < SESSREAP_LAYER_COUNT; ++l) {
         total += r.signalled[l];
-        if (r.signalled[l]) parts += std::string(parts.empty() ? "" : ", ") + names[l] + " " +
-                                     std::to_string(r.signalled[l]);
+        if (r.signalled[l])
+            parts += std::string(parts.empty() ? "" : ", ") + names[l] + " " +
+                     std::to_string(r.signalled[l]);
     }
     s += std::to_string(total) + (total == 1 ? " process" : " processes");
     if (!parts.empty()) s += " (" + parts + ")";

@@ -21,8 +21,8 @@
 #include "procfs.h"
 #include "registry.h"
 #include "scope_layer.h"
-#include "state.h"
 #include "sessreap/sessreap.h"
+#include "state.h"
 #include "teardown.h"
 
 #define SESSREAP_PUBLIC extern "C" __attribute__((visibility("default")))
@@ -63,14 +63,17 @@ int fail_text(int code, const char* prefix, const char* message) noexcept {
     return -code;
 }
 
-int fail(int code, const std::string& message) { return fail_text(code, "", message.c_str()); }
+int fail(int code, const std::string& message) {
+    return fail_text(code, "", message.c_str());
+}
 
-int fail(const Error& e) { return fail(e.code, e.message); }
+int fail(const Error& e) {
+    return fail(e.code, e.message);
+}
 
 // Runs one entry point: clears the thread's last error, and turns anything
 // thrown into a negative errno and a message, without allocating.
-template <typename F>
-int guarded(F&& body) noexcept {
+template <typename F> int guarded(F&& body) noexcept {
     try {
         last_error[0] = '\0';
         return body();
@@ -197,8 +200,8 @@ int run_teardown(Handle& h, LaunchRecord& rec, Report* report) {
 void forget_state(Handle& h, pid_t pid) {
     if (!h.state) return;
     if (Status st = h.state->remove(pid); !st)
-        h.log.log(LOG_WARNING, st.error().message + ": the record of pid " +
-                                   std::to_string(pid) + " stays on disk, ignoring");
+        h.log.log(LOG_WARNING, st.error().message + ": the record of pid " + std::to_string(pid) +
+                                   " stays on disk, ignoring");
 }
 
 // Adds one teardown's report to a running sum.
@@ -239,8 +242,10 @@ int reap_stale_records(Handle& h, bool same_exe, Report* sum, int* first_error) 
         }
         // A teardown that could not see the session may have missed it: the
         // journal goes back, for a later call to try again.
-        if (complete) StateStore::release(journal);
-        else StateStore::unclaim(journal);
+        if (complete)
+            StateStore::release(journal);
+        else
+            StateStore::unclaim(journal);
     }
     return reaped;
 }
@@ -324,8 +329,8 @@ int launch(sessreap_handle* h, pid_t pid, const char* name) {
     auto handle = find_handle(h);
     if (!handle) return bad_handle(h);
 
-    auto rec = record_launch(handle->proc.get(), handle->log, HostIds::current(), pid,
-                             name ? name : "");
+    auto rec =
+        record_launch(handle->proc.get(), handle->log, HostIds::current(), pid, name ? name : "");
     if (!rec) return fail(rec.error());
     attach_outer_layers(*handle, *rec.value());
     if (handle->state) {
@@ -461,9 +466,13 @@ SESSREAP_PUBLIC uint32_t sessreap_abi_version(void) {
     return (uint32_t(SESSREAP_ABI_MAJOR) << 16) | SESSREAP_ABI_MINOR;
 }
 
-SESSREAP_PUBLIC const char* sessreap_version(void) { return SESSREAP_VERSION; }
+SESSREAP_PUBLIC const char* sessreap_version(void) {
+    return SESSREAP_VERSION;
+}
 
-SESSREAP_PUBLIC const char* sessreap_last_error(void) { return last_error; }
+SESSREAP_PUBLIC const char* sessreap_last_error(void) {
+    return last_error;
+}
 
 SESSREAP_PUBLIC int sessreap_open(const sessreap_options* opts, sessreap_handle** ret) {
     return guarded([&] { return open_handle(opts, ret); });

@@ -75,9 +75,9 @@ struct Config {
 
 // Where a handle's configuration comes from.
 struct ConfigSources {
-    std::string root = "/";             // the system directories resolve under it
-    bool system_dirs = true;            // vendor, /etc and /run drop-in directories
-    std::vector<std::string> extra_dirs; // host directories, applied after every system file
+    std::string root = "/";                 // the system directories resolve under it
+    bool system_dirs = true;                // vendor, /etc and /run drop-in directories
+    std::vector<std::string> extra_dirs;    // host directories, applied after every system file
     std::optional<std::string> inline_json; // host document, applied last
 };
 

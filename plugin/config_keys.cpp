@@ -206,7 +206,6 @@ std::vector<std::string> group_names() {
 
 } // namespace
 
-
 std::optional<std::string> nearest_key(const std::string& key,
                                        const std::vector<std::string>& candidates) {
     auto lower = [](std::string s) {

@@ -15,10 +15,14 @@ namespace {
 
 const char* message_id(Event event) {
     switch (event) {
-    case Event::signal_sent: return "MESSAGE_ID=2ee61e9b21fa46538704c463cf06710d";
-    case Event::unit_stopped: return "MESSAGE_ID=8db79d9511174f009524b9db86e3e7d0";
-    case Event::layer_skipped: return "MESSAGE_ID=3abfc54f9bd14238899ba4060f45626a";
-    case Event::message: break;
+    case Event::signal_sent:
+        return "MESSAGE_ID=2ee61e9b21fa46538704c463cf06710d";
+    case Event::unit_stopped:
+        return "MESSAGE_ID=8db79d9511174f009524b9db86e3e7d0";
+    case Event::layer_skipped:
+        return "MESSAGE_ID=3abfc54f9bd14238899ba4060f45626a";
+    case Event::message:
+        break;
     }
     return nullptr;
 }
@@ -68,17 +72,26 @@ void Logger::log(int priority, const std::string& message, const LogFields& fiel
     if (!enabled(priority)) return;
 
     switch (sink_) {
-    case LogSink::host: fn_(userdata_, priority, message.c_str()); break;
-    case LogSink::journald: send_to_journal(priority, message, fields); break;
-    default: send_to_stderr(message); break;
+    case LogSink::host:
+        fn_(userdata_, priority, message.c_str());
+        break;
+    case LogSink::journald:
+        send_to_journal(priority, message, fields);
+        break;
+    default:
+        send_to_stderr(message);
+        break;
     }
 }
 
 const char* Logger::sink_name() const {
     switch (sink_) {
-    case LogSink::host: return "host";
-    case LogSink::journald: return "journald";
-    default: return "stderr";
+    case LogSink::host:
+        return "host";
+    case LogSink::journald:
+        return "journald";
+    default:
+        return "stderr";
     }
 }
 

@@ -14,8 +14,7 @@ namespace sessreap {
 namespace {
 
 // Skips one space, then parses a decimal integer (possibly negative).
-template <typename T>
-bool next_field(const char*& p, const char* end, T* out) {
+template <typename T> bool next_field(const char*& p, const char* end, T* out) {
     if (p >= end || *p != ' ') return false;
     ++p;
     auto [next, ec] = std::from_chars(p, end, *out);
@@ -93,18 +92,17 @@ int read_stat(int proc_fd, pid_t pid, StatFields* out) {
 Result<UniqueFd> open_proc(const char* path) {
     UniqueFd fd(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid())
-        return make_error(errno, std::string("Failed to open ") + path + ": " +
-                                     errno_string(errno));
+        return make_error(errno,
+                          std::string("Failed to open ") + path + ": " + errno_string(errno));
 
     char self[32] = {};
     ssize_t n = readlinkat(fd.get(), "self", self, sizeof self - 1);
     if (n <= 0)
-        return make_error(n < 0 ? errno : EIO,
-                          std::string("Failed to read ") + path + "/self: " +
-                              errno_string(n < 0 ? errno : EIO));
+        return make_error(n < 0 ? errno : EIO, std::string("Failed to read ") + path +
+                                                   "/self: " + errno_string(n < 0 ? errno : EIO));
     if (pid_from_name(self) != getpid())
-        return make_error(EXDEV, std::string(path) + " belongs to another PID namespace (" +
-                                     path + "/self is " + self + ", our pid is " +
+        return make_error(EXDEV, std::string(path) + " belongs to another PID namespace (" + path +
+                                     "/self is " + self + ", our pid is " +
                                      std::to_string(getpid()) + ")");
     return fd;
 }

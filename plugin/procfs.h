@@ -36,7 +36,9 @@ int read_stat(int proc_fd, pid_t pid, StatFields* out);
 
 // True when a process in this state has exited (zombie or dead): it can no
 // longer act, so teardown counts it as gone.
-inline bool state_is_gone(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+inline bool state_is_gone(char state) {
+    return state == 'Z' || state == 'X' || state == 'x';
+}
 
 // Opens /proc as a directory and checks that it belongs to our PID namespace:
 // a /proc of another namespace would make every pid we read name another
@@ -56,8 +58,7 @@ public:
     explicit ProcWalker(int proc_fd) : proc_fd_(proc_fd) {}
 
     // Returns 0 or a negative errno from opening or reading the directory.
-    template <typename Visit>
-    int for_each_pid(Visit&& visit);
+    template <typename Visit> int for_each_pid(Visit&& visit);
 
 private:
     int open_dir();
@@ -86,8 +87,7 @@ struct LinuxDirent64 {
     char d_name[];
 };
 
-template <typename Visit>
-int ProcWalker::for_each_pid(Visit&& visit) {
+template <typename Visit> int ProcWalker::for_each_pid(Visit&& visit) {
     UniqueFd dir(open_dir());
     if (!dir.valid()) return -errno;
 

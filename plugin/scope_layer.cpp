@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-
 namespace sessreap {
 namespace {
 
@@ -59,8 +58,8 @@ std::string ScopeLayer::attach(pid_t pid, const std::string& name) {
 
     auto unit = c->unit_of_pid(pid);
     if (!unit) {
-        log_.log(LOG_WARNING, unit.error().message + ", not adopting a unit for pid " +
-                                  std::to_string(pid));
+        log_.log(LOG_WARNING,
+                 unit.error().message + ", not adopting a unit for pid " + std::to_string(pid));
         return "";
     }
     if (unit.value() == own_unit_) {
@@ -92,8 +91,10 @@ int ScopeLayer::kill(const std::string& unit, int sig) {
 
     Status st = c->kill_unit(unit, sig);
     if (st) return 0;
-    if (st.error().code == EPERM) log_.log(LOG_WARNING, st.error().message);
-    else failed(st.error());
+    if (st.error().code == EPERM)
+        log_.log(LOG_WARNING, st.error().message);
+    else
+        failed(st.error());
     return -st.error().code;
 }
 
@@ -107,8 +108,10 @@ int ScopeLayer::stop(const std::string& unit) {
     if (!c) return -ENOTCONN;
 
     if (Status st = c->stop_unit(unit); !st) {
-        if (st.error().code != EPERM) failed(st.error());
-        else log_.log(LOG_WARNING, st.error().message);
+        if (st.error().code != EPERM)
+            failed(st.error());
+        else
+            log_.log(LOG_WARNING, st.error().message);
         return -st.error().code;
     }
     log_.log(LOG_INFO, "Stopped " + unit,

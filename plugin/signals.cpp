@@ -8,7 +8,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 namespace sessreap {
 
 int pidfd_open(pid_t pid) {

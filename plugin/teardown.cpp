@@ -14,21 +14,27 @@
 #include <memory>
 #include <unordered_set>
 
+#include "cgroup.h"
 #include "procfs.h"
 #include "signals.h"
 #include "sweep.h"
-#include "cgroup.h"
 
 namespace sessreap {
 
-HostIds HostIds::current() { return HostIds{getpid(), getsid(0), getpgrp()}; }
+HostIds HostIds::current() {
+    return HostIds{getpid(), getsid(0), getpgrp()};
+}
 
 const char* layer_name(int layer) {
     switch (layer) {
-    case SESSREAP_LAYER_GROUP: return "group";
-    case SESSREAP_LAYER_SWEEP: return "sweep";
-    case SESSREAP_LAYER_SCOPE: return "scope";
-    case SESSREAP_LAYER_CGROUP: return "cgroup";
+    case SESSREAP_LAYER_GROUP:
+        return "group";
+    case SESSREAP_LAYER_SWEEP:
+        return "sweep";
+    case SESSREAP_LAYER_SCOPE:
+        return "scope";
+    case SESSREAP_LAYER_CGROUP:
+        return "cgroup";
     }
     return "?";
 }
@@ -69,8 +75,7 @@ bool rule_matches(const ExcludeRule& rule, int proc_fd, const Member& m) {
 class Teardown {
 public:
     Teardown(const TeardownContext& ctx, LaunchRecord& rec, Report* report)
-        : ctx_(ctx), cfg_(ctx.config), rec_(rec), report_(*report),
-          scanner_(ctx.proc_fd) {}
+        : ctx_(ctx), cfg_(ctx.config), rec_(rec), report_(*report), scanner_(ctx.proc_fd) {}
 
     int run();
 
@@ -135,8 +140,8 @@ int Teardown::leader_recycled() {
 void Teardown::apply_guards() {
     const HostIds& host = ctx_.host;
     group_ok_ = cfg_.teardown.group && rec_.group && rec_.pgrp > 1 && rec_.pgrp != host.pgrp;
-    sweep_ok_ = cfg_.sweep.enabled && rec_.sweep && rec_.session > 1 &&
-                rec_.session != host.session;
+    sweep_ok_ =
+        cfg_.sweep.enabled && rec_.sweep && rec_.session > 1 && rec_.session != host.session;
 
     auto skip = [&](uint32_t guard, const std::string& what, const char* layer) {
         report_.guards |= guard;
@@ -189,8 +194,8 @@ int Teardown::scan(std::vector<Member>* out) {
     if (ctx_.log.enabled(LOG_DEBUG))
         ctx_.log.log(LOG_DEBUG, "Pass " + std::to_string(report_.passes) + " over /proc for " +
                                     (sweep_ok_ ? "session " : "process group ") +
-                                    std::to_string(sweep_ok_ ? rec_.session : rec_.pgrp) +
-                                    ": " + std::to_string(out->size()) + " live member(s)");
+                                    std::to_string(sweep_ok_ ? rec_.session : rec_.pgrp) + ": " +
+                                    std::to_string(out->size()) + " live member(s)");
     if (r == 0 && ctx_.after_scan) ctx_.after_scan(*out);
     return r < 0 ? r : read_error;
 }
@@ -298,8 +303,7 @@ void Teardown::signal_group(const std::vector<Member>& members, int sig) {
     for (const Member& m : members) {
         if (m.pgrp != rec_.pgrp) continue;
         note_signal(m, sig, SESSREAP_LAYER_GROUP);
-        if (!cfg_.teardown.dry_run && (m.state == 'T' || m.state == 't'))
-            kill(-rec_.pgrp, SIGCONT);
+        if (!cfg_.teardown.dry_run && (m.state == 'T' || m.state == 't')) kill(-rec_.pgrp, SIGCONT);
     }
 }
 
@@ -403,8 +407,8 @@ void Teardown::signal_cgroup(int sig) {
         ctx_.log.log(LOG_WARNING, listed.error().message + ", ignoring");
         return;
     }
-    signal_listed(listed.value(), [dir] { return cgroup_list_pids(dir); }, sig,
-                  SESSREAP_LAYER_CGROUP);
+    signal_listed(
+        listed.value(), [dir] { return cgroup_list_pids(dir); }, sig, SESSREAP_LAYER_CGROUP);
 }
 
 // The scope and cgroup layers get the termination signal together with the
@@ -429,8 +433,9 @@ void Teardown::signal_scope(int sig) {
     if (!cfg_.exclude.empty()) {
         ScopeLayer* scope = ctx_.scope;
         const std::string unit = rec_.unit;
-        signal_listed(procs.value(), [scope, unit] { return scope->processes(unit); }, sig,
-                      SESSREAP_LAYER_SCOPE);
+        signal_listed(
+            procs.value(), [scope, unit] { return scope->processes(unit); }, sig,
+            SESSREAP_LAYER_SCOPE);
         return;
     }
 
@@ -470,12 +475,15 @@ void Teardown::kill_outer_layers() {
         // Stopping the unit would kill what the rules spared in it.
         if (sparing && unit_holds_spared()) {
             wait_for_exit(deadline_);
-            ctx_.log.log(LOG_NOTICE, "Leaving " + rec_.unit + " running: it holds excluded "
-                                     "processes");
+            ctx_.log.log(LOG_NOTICE, "Leaving " + rec_.unit +
+                                         " running: it holds excluded "
+                                         "processes");
         } else {
             int r = ctx_.scope->stop(rec_.unit);
-            if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
-            else if (r < 0) report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
+            if (r == -EPERM)
+                report_.guards |= SESSREAP_GUARD_HOST_UNIT;
+            else if (r < 0)
+                report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
         }
     }
     if (!rec_.cgroup.dir.valid()) return;
@@ -499,9 +507,9 @@ void Teardown::kill_outer_layers() {
         report_.guards |= SESSREAP_GUARD_LAYER_FAILED;
         ctx_.log.log(LOG_WARNING, killed.error().message + ", ignoring");
     } else if (killed->used_cgroup_kill && killed->killed > 0) {
-        ctx_.log.log(LOG_INFO, "Killed " + std::to_string(killed->killed) +
-                                   " process(es) through " + rec_.cgroup.path +
-                                   "/cgroup.kill, layer cgroup",
+        ctx_.log.log(LOG_INFO,
+                     "Killed " + std::to_string(killed->killed) + " process(es) through " +
+                         rec_.cgroup.path + "/cgroup.kill, layer cgroup",
                      {Event::signal_sent, 0, nullptr, sig, "cgroup", nullptr});
     }
 }
@@ -511,11 +519,12 @@ int Teardown::run() {
     if (cfg_.teardown.dry_run) report_.flags |= SESSREAP_REPORT_DRY_RUN;
     if (ctx_.proc_hides_others) report_.guards |= SESSREAP_GUARD_UNREADABLE;
     if (ctx_.log.enabled(LOG_DEBUG))
-        ctx_.log.log(LOG_DEBUG, "Tearing down pid " + std::to_string(rec_.pid) + ": session " +
-                                    std::to_string(rec_.session) + ", process group " +
-                                    std::to_string(rec_.pgrp) +
-                                    (rec_.unit.empty() ? "" : ", unit " + rec_.unit) +
-                                    (rec_.cgroup.path.empty() ? "" : ", cgroup " + rec_.cgroup.path));
+        ctx_.log.log(LOG_DEBUG,
+                     "Tearing down pid " + std::to_string(rec_.pid) + ": session " +
+                         std::to_string(rec_.session) + ", process group " +
+                         std::to_string(rec_.pgrp) +
+                         (rec_.unit.empty() ? "" : ", unit " + rec_.unit) +
+                         (rec_.cgroup.path.empty() ? "" : ", cgroup " + rec_.cgroup.path));
     apply_guards();
 
     std::vector<Member> members;

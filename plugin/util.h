@@ -19,8 +19,7 @@ struct Error {
     std::string message;
 };
 
-template <typename T>
-class [[nodiscard]] Result {
+template <typename T> class [[nodiscard]] Result {
 public:
     Result(T value) : v_(std::move(value)) {}
     Result(Error error) : v_(std::move(error)) {}
@@ -40,7 +39,9 @@ private:
 struct Ok {};
 using Status = Result<Ok>;
 
-inline Error make_error(int code, std::string message) { return Error{code, std::move(message)}; }
+inline Error make_error(int code, std::string message) {
+    return Error{code, std::move(message)};
+}
 
 // Owns one file descriptor and closes it once.
 class UniqueFd {

@@ -55,8 +55,8 @@ protected:
 // killed per layer, and exits with the command's status.
 TEST_F(HostShim, ReapsEscapeesAndPassesExitStatus) {
     REQUIRE_PRIVATE_NAMESPACE();
-    CommandResult res = run_command(
-        {kHost, "run", "--module", kModule, "--grace", "300", "--", "sh", kEscapees, pidfile_, "7"});
+    CommandResult res = run_command({kHost, "run", "--module", kModule, "--grace", "300", "--",
+                                     "sh", kEscapees, pidfile_, "7"});
 
     EXPECT_EQ(res.status, 7) << res.err;
     std::vector<pid_t> pids = read_pids();
@@ -99,8 +99,8 @@ TEST_F(HostShim, ForwardsTerminationSignal) {
     pid_t host = fork();
     if (host == 0) {
         execl(kHost.c_str(), kHost.c_str(), "run", "--module", kModule.c_str(), "--grace", "300",
-              "--", "sh", "-c", ("sh '" + kEscapees + "' '" + pidfile_ + "'; exec sleep 1000").c_str(),
-              nullptr);
+              "--", "sh", "-c",
+              ("sh '" + kEscapees + "' '" + pidfile_ + "'; exec sleep 1000").c_str(), nullptr);
         _exit(127);
     }
     for (int i = 0; i < 200 && read_pids().size() < 7; ++i) usleep(20'000);
@@ -141,7 +141,8 @@ TEST(HostShimUsage, HelpVersionAndBadOptions) {
     EXPECT_NE(bad_grace.err.find("--grace: expected milliseconds"), std::string::npos);
     EXPECT_EQ(run_command({kHost, "run"}).status, 2);
     EXPECT_EQ(run_command({kHost, "frobnicate"}).status, 2);
-    CommandResult bad_module = run_command({kHost, "run", "--module", "/nonexistent.so", "--", "true"});
+    CommandResult bad_module =
+        run_command({kHost, "run", "--module", "/nonexistent.so", "--", "true"});
     EXPECT_EQ(bad_module.status, 125);
     EXPECT_NE(bad_module.err.find("Failed to load module"), std::string::npos);
 }
@@ -218,10 +219,9 @@ TEST_F(HostShim, CgroupBackstopKillsDaemonsThatLeftTheSession) {
     for (const char* mode : {"auto", "freeze"}) {
         std::string config = R"({"cgroup": {"parent": ")" + cg.path + R"(", "kill": ")" + mode +
                              R"("}, "teardown": {"grace_ms": 300}})";
-        CommandResult res = run_command({kHost, "run", "--module", kModule, "--verbose",
-                                         "--config-json", config, "--", "sh",
-                                         std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh",
-                                         pidfile_});
+        CommandResult res = run_command(
+            {kHost, "run", "--module", kModule, "--verbose", "--config-json", config, "--", "sh",
+             std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh", pidfile_});
         EXPECT_EQ(res.status, 0) << res.err;
         std::vector<pid_t> pids = read_pids();
         ASSERT_EQ(pids.size(), 3u) << res.err;
@@ -239,9 +239,9 @@ TEST_F(HostShim, CgroupBackstopKillsDaemonsThatLeftTheSession) {
 // daemons that left the session survive the group kill and the sweep.
 TEST_F(HostShim, DaemonsThatLeftTheSessionSurviveWithoutOuterLayers) {
     REQUIRE_PRIVATE_NAMESPACE();
-    CommandResult res = run_command({kHost, "run", "--module", kModule, "--grace", "300", "--",
-                                     "sh", std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh",
-                                     pidfile_});
+    CommandResult res =
+        run_command({kHost, "run", "--module", kModule, "--grace", "300", "--", "sh",
+                     std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh", pidfile_});
     EXPECT_EQ(res.status, 0) << res.err;
     std::vector<pid_t> pids = read_pids();
     ASSERT_EQ(pids.size(), 3u);
@@ -277,10 +277,15 @@ TEST_F(HostShim, CgroupLayerHonoursExclusions) {
     std::string script =
         "setsid sh -c 'echo $$ >> \"$1\"; exec \"$2\" 1000' k '" + pidfile_ + "' '" + keepme +
         "' </dev/null >/dev/null 2>&1 &\n"
-        "setsid sh -c 'echo $$ >> \"$1\"; exec sleep 1000' s '" + pidfile_ +
+        "setsid sh -c 'echo $$ >> \"$1\"; exec sleep 1000' s '" +
+        pidfile_ +
         "' </dev/null >/dev/null 2>&1 &\n"
-        "while [ \"$(wc -l < '" + pidfile_ + "')\" -lt 2 ]; do sleep 0.05; done\n"
-        "for p in $(cat '" + pidfile_ + "'); do\n"
+        "while [ \"$(wc -l < '" +
+        pidfile_ +
+        "')\" -lt 2 ]; do sleep 0.05; done\n"
+        "for p in $(cat '" +
+        pidfile_ +
+        "'); do\n"
         "  while ! grep -qx -e keepme -e sleep /proc/$p/comm; do sleep 0.01; done\n"
         "done\n";
     std::string config = R"({"cgroup": {"parent": ")" + cg.path +
@@ -294,8 +299,7 @@ TEST_F(HostShim, CgroupLayerHonoursExclusions) {
     pid_t other = kept == pids[0] ? pids[1] : pids[0];
     EXPECT_TRUE(alive(kept)) << res.err;
     EXPECT_TRUE(wait_gone(other, 2000)) << res.err;
-    EXPECT_NE(res.err.find("Sparing pid " + std::to_string(kept) + " (keepme)"),
-              std::string::npos)
+    EXPECT_NE(res.err.find("Sparing pid " + std::to_string(kept) + " (keepme)"), std::string::npos)
         << res.err;
     EXPECT_NE(res.err.find("in place: it holds 1 process(es)"), std::string::npos) << res.err;
 }

@@ -20,8 +20,8 @@
 #include <gtest/gtest.h>
 
 #include "log.h"
-#include "procfs.h"
 #include "process.h"
+#include "procfs.h"
 #include "teardown.h"
 
 using namespace testing_support;
@@ -190,8 +190,10 @@ TEST_F(Reliability, SurvivesConcurrentLaunchTeardownAndHandleChurn) {
                 o.size = sizeof o;
                 o.flags = SESSREAP_OPEN_NO_SYSTEM_CONFIG;
                 sessreap_handle* h = nullptr;
-                if (module_.open(&o, &h) == 0) module_.close(h);
-                else failures++;
+                if (module_.open(&o, &h) == 0)
+                    module_.close(h);
+                else
+                    failures++;
             }
         };
         std::vector<std::thread> threads;
@@ -322,8 +324,12 @@ TEST_F(Reliability, FailsCleanlyWhenMemoryRunsOut) {
     int rc = run_in_child(
         [&](std::string* msg) {
             TestHandle th(module_, R"({"teardown": {"grace_ms": 100}})");
-            HeldChild leader([] { for (;;) pause(); });
-            HeldChild second([] { for (;;) pause(); });
+            HeldChild leader([] {
+                for (;;) pause();
+            });
+            HeldChild second([] {
+                for (;;) pause();
+            });
             if (module_.launch(th.h, leader.pid(), nullptr) != 0) return 1;
             leader.release();
 
@@ -340,8 +346,10 @@ TEST_F(Reliability, FailsCleanlyWhenMemoryRunsOut) {
             setrlimit(RLIMIT_AS, &low);
             for (size_t size = 1 << 20; size >= 8; size /= 2)
                 while (hog.size() < hog.capacity())
-                    if (void* p = malloc(size)) hog.push_back(p);
-                    else break;
+                    if (void* p = malloc(size))
+                        hog.push_back(p);
+                    else
+                        break;
 
             int launch_rc = module_.launch(th.h, second.pid(), nullptr);
             sessreap_report rep = new_report();

@@ -133,10 +133,10 @@ void rerun_inside() {
 
     std::string filter = std::string(info->test_suite_name()) + "." + info->name();
     // timeout: a hang inside fails this test instead of stalling the whole run.
-    auto [status, out] = run("timeout -k 5 120 " + kHarness + " exec " + std::to_string(manager) +
-                             " --scope -- env " + kInsideEnv +
-                             "=1 SESSREAP_TEST_IN_PRIVATE_NAMESPACE=1 '" + exe +
-                             "' --gtest_color=no --gtest_filter=" + filter);
+    auto [status, out] =
+        run("timeout -k 5 120 " + kHarness + " exec " + std::to_string(manager) +
+            " --scope -- env " + kInsideEnv + "=1 SESSREAP_TEST_IN_PRIVATE_NAMESPACE=1 '" + exe +
+            "' --gtest_color=no --gtest_filter=" + filter);
     std::cout << out;
     EXPECT_EQ(status, 0) << "the run inside the manager failed";
     EXPECT_NE(out.find("[  PASSED  ] 1 test."), std::string::npos) << "inner test did not pass";
@@ -550,9 +550,9 @@ TEST(ModuleScope, CreateModeKillsDaemonsThatLeftTheSession) {
     std::string dir = temp_dir();
     std::string pidfile = dir + "/pids";
     ts::CommandResult res = ts::run_command(
-        {SESSREAP_HOST_PATH, "run", "--module", SESSREAP_MODULE_PATH, "--verbose",
-         "--config-json", R"({"systemd": {"scope": "create"}, "teardown": {"grace_ms": 300}})",
-         "--", "sh", std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh", pidfile});
+        {SESSREAP_HOST_PATH, "run", "--module", SESSREAP_MODULE_PATH, "--verbose", "--config-json",
+         R"({"systemd": {"scope": "create"}, "teardown": {"grace_ms": 300}})", "--", "sh",
+         std::string(SESSREAP_TEST_DIR) + "/scripts/daemons.sh", pidfile});
     std::vector<pid_t> pids = read_pid_file(pidfile);
     run("rm -rf '" + dir + "'");
 
@@ -572,8 +572,8 @@ TEST(ModuleScope, AdoptModeStopsScopeMadeBySystemdRun) {
     auto client = connect_system();
     ASSERT_TRUE(client);
     std::string name = "adopt-module-" + std::to_string(getpid()) + ".scope";
-    pid_t pid = start_in_scope(
-        *client, name, {"sh", "-c", "setsid sleep 1000 & sleep 1000 & exec sleep 1000"});
+    pid_t pid = start_in_scope(*client, name,
+                               {"sh", "-c", "setsid sleep 1000 & sleep 1000 & exec sleep 1000"});
     ASSERT_GT(pid, 0) << "systemd-run did not put its command in " << name;
     std::this_thread::sleep_for(200ms); // let sh start its children
 
@@ -665,7 +665,8 @@ TEST(ModuleScope, LogsStructuredFieldsToJournal) {
 
     auto [sent_status, sent] = run("journalctl --no-pager -o json "
                                    "MESSAGE_ID=2ee61e9b21fa46538704c463cf06710d "
-                                   "SESSREAP_PID=" + std::to_string(pids[2]));
+                                   "SESSREAP_PID=" +
+                                   std::to_string(pids[2]));
     EXPECT_EQ(sent_status, 0) << sent;
     EXPECT_NE(sent.find("\"SESSREAP_SIGNAL\":\"SIGTERM\""), std::string::npos) << sent;
     EXPECT_NE(sent.find("\"SESSREAP_LAYER\":\""), std::string::npos) << sent;

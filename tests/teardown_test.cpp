@@ -15,8 +15,8 @@
 #include <gtest/gtest.h>
 
 #include "log.h"
-#include "procfs.h"
 #include "process.h"
+#include "procfs.h"
 #include "teardown.h"
 
 using namespace testing_support;
@@ -153,12 +153,15 @@ TEST_F(Teardown, ConvergesOnForkStorm) {
             for (int link = 0;; ++link) {
                 timespec now{};
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                if (now.tv_sec - start.tv_sec >= 2 || link > 20'000) for (;;) pause();
+                if (now.tv_sec - start.tv_sec >= 2 || link > 20'000)
+                    for (;;) pause();
                 pid_t next = fork();
                 if (next > 0) _exit(0);
-                if (next < 0) for (;;) pause();
+                if (next < 0)
+                    for (;;) pause();
                 setpgid(0, 0);
-                if (link % 2 == 0 && link < 200 && fork() == 0) for (;;) pause();
+                if (link % 2 == 0 && link < 200 && fork() == 0)
+                    for (;;) pause();
             }
         }
         for (;;) pause();
@@ -206,7 +209,11 @@ TEST_F(Teardown, SparesDecoyWithSameNameInOtherSession) {
 // A child left in the host's session and group is recorded with both layers
 // off: teardown signals nothing and says why.
 TEST_F(Teardown, SkipsChildInHostSession) {
-    HeldChild child([] { for (;;) pause(); }, /*new_session=*/false);
+    HeldChild child(
+        [] {
+            for (;;) pause();
+        },
+        /*new_session=*/false);
     TestHandle th(module_);
     ASSERT_EQ(module_.launch(th.h, child.pid(), nullptr), 0);
     EXPECT_TRUE(th.logged("is not a session leader"));
@@ -223,7 +230,11 @@ TEST_F(Teardown, SkipsChildInHostSession) {
 // Records naming session and group 0 or 1, or the host's own, sweep nothing;
 // checked on the teardown part directly, with a live process in each.
 TEST_F(Teardown, SkipsSessionZeroOneAndHost) {
-    HeldChild bystander([] { for (;;) pause(); }, /*new_session=*/false);
+    HeldChild bystander(
+        [] {
+            for (;;) pause();
+        },
+        /*new_session=*/false);
     bystander.release();
     sessreap::Config cfg;
     sessreap::Logger log;
@@ -311,7 +322,9 @@ TEST_F(Teardown, ReturnsAtCapWithSurvivorsListed) {
 // A record without a pidfd (as read back from disk) whose leader pid now
 // names a process with another start time sweeps nothing.
 TEST_F(Teardown, SkipsRecycledSessionIdByStartTime) {
-    HeldChild other([] { for (;;) pause(); });
+    HeldChild other([] {
+        for (;;) pause();
+    });
     other.release();
     sessreap::Config cfg;
     sessreap::Logger log;
@@ -433,7 +446,9 @@ TEST_F(Teardown, ReportsBlindSweepWhenDescriptorsRunOut) {
 
 // With log.level debug, launch and every pass over /proc are logged.
 TEST_F(Teardown, LogsPassesAtDebugLevel) {
-    HeldChild leader([] { for (;;) pause(); });
+    HeldChild leader([] {
+        for (;;) pause();
+    });
     TestHandle th(module_, R"({"log": {"level": "debug"}, "teardown": {"grace_ms": 200}})");
     ASSERT_EQ(module_.launch(th.h, leader.pid(), nullptr), 0);
     leader.release();

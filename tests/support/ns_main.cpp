@@ -54,7 +54,8 @@ Entered enter_namespace(int* exit_status) {
     }
     if (init > 0) {
         int status = 0;
-        while (waitpid(init, &status, 0) < 0 && errno == EINTR) {}
+        while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
+        }
         *exit_status = exit_code(status);
         return Entered::parent_done;
     }
@@ -78,8 +79,12 @@ Entered enter_namespace(int* exit_status) {
 
 namespace testing_support {
 bool in_namespace = false;
-bool in_private_namespace() { return in_namespace; }
-const char* namespace_skip_reason() { return skip_reason.c_str(); }
+bool in_private_namespace() {
+    return in_namespace;
+}
+const char* namespace_skip_reason() {
+    return skip_reason.c_str();
+}
 } // namespace testing_support
 
 int main(int argc, char** argv) {

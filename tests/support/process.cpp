@@ -196,8 +196,7 @@ void kill_own(pid_t pid) {
     waitpid(pid, nullptr, WNOHANG);
 }
 
-template <typename F>
-static void resolve(void* dl, const char* name, F* out) {
+template <typename F> static void resolve(void* dl, const char* name, F* out) {
     *out = reinterpret_cast<F>(dlsym(dl, name));
 }
 

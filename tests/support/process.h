@@ -20,10 +20,10 @@ namespace testing_support {
 bool in_private_namespace();
 const char* namespace_skip_reason();
 
-#define REQUIRE_PRIVATE_NAMESPACE()                                                              \
-    do {                                                                                         \
-        if (!::testing_support::in_private_namespace())                                          \
-            GTEST_SKIP() << ::testing_support::namespace_skip_reason();                          \
+#define REQUIRE_PRIVATE_NAMESPACE()                                                                \
+    do {                                                                                           \
+        if (!::testing_support::in_private_namespace())                                            \
+            GTEST_SKIP() << ::testing_support::namespace_skip_reason();                            \
     } while (0)
 
 // A pipe the processes of a tree write their pids into.
