@@ -62,7 +62,9 @@ void launch_figure(Table& t, Module& m, int n);
 // starts one, runs this binary inside it with --figure4-inside, and reads
 // back its timings.
 void scope_figure(Table& t, int reps);
-// The inside half of figure 4: prints one "a|b SECONDS" line per run.
+// The inside half of figure 4: prints one "a|b SECONDS OK EXITED" line per
+// run (a: the module, b: the bare stop), EXITED the seconds until the last
+// process exited.
 int scope_figure_inside(Module& m, int reps);
 // 5: memory and descriptors per tracked child, and a low RLIMIT_NOFILE.
 void memory_figure(Table& t, Module& m, int n);

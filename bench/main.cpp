@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     }
     if (wanted('2')) bench::teardown_figure(table, module, 1'000, 11);
     if (wanted('3')) bench::launch_figure(table, module, 2'000);
-    if (wanted('4')) bench::scope_figure(table, 11);
+    if (wanted('4')) bench::scope_figure(table, 21);
     if (wanted('5')) bench::memory_figure(table, module, 10'000);
 
     table.print();

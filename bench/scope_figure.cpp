@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "figures.h"
 #include "population.h"
@@ -80,8 +81,26 @@ double seconds_since(int64_t start) {
     return double(now_ns() - start) / 1e9;
 }
 
+// Notes, from a thread of its own, when the last member of p has exited,
+// so a contender's time can be split into "processes gone" and the rest.
+class ExitClock {
+public:
+    explicit ExitClock(const Population& p)
+        : thread_([this, &p] { gone_ns_ = p.wait_all_exited(10'000) ? now_ns() : 0; }) {}
+    // Seconds from start until the last exit; 0 when they did not all exit.
+    double since(int64_t start) {
+        thread_.join();
+        return gone_ns_ ? double(gone_ns_ - start) / 1e9 : 0;
+    }
+
+private:
+    int64_t gone_ns_ = 0;
+    std::thread thread_;
+};
+
 // (a): the scope created at sessreap_launch(), torn down by sessreap_teardown().
-bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* took) {
+bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* took,
+                double* exits) {
     PopulationSpec spec;
     spec.count = kScopeSize;
     spec.hold = true;
@@ -100,10 +119,12 @@ bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* too
     }
 
     sessreap_report r = new_report();
+    ExitClock clock(p);
     int64_t t0 = now_ns();
     int rc = m.teardown(h.h, p.leader(), &r);
     bool gone = p.wait_all_exited(10'000);
     *took = seconds_since(t0);
+    *exits = clock.since(t0);
     if (rc < 0) fprintf(stderr, "sessreap_teardown: %s\n", m.last_error());
     printf("layers scope %u group %u sweep %u\n", r.signalled[SESSREAP_LAYER_SCOPE],
            r.signalled[SESSREAP_LAYER_GROUP], r.signalled[SESSREAP_LAYER_SWEEP]);
@@ -113,7 +134,7 @@ bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* too
 // (b): the same kind of scope made by ScopeClient::create_scope and stopped
 // by a bare ScopeClient::stop_unit: systemd sends SIGTERM to the unit's
 // cgroup and finishes the job once it is empty.
-bool run_bare(sessreap::ScopeClient& client, double* took) {
+bool run_bare(sessreap::ScopeClient& client, double* took, double* exits) {
     PopulationSpec spec;
     spec.count = kScopeSize;
     spec.hold = true;
@@ -127,10 +148,12 @@ bool run_bare(sessreap::ScopeClient& client, double* took) {
     p.pin();
     if (!all_in_unit(p, *unit)) return false;
 
+    ExitClock clock(p);
     int64_t t0 = now_ns();
     sessreap::Status st = client.stop_unit(*unit);
     bool gone = p.wait_all_exited(10'000);
     *took = seconds_since(t0);
+    *exits = clock.since(t0);
     if (!st) fprintf(stderr, "sessreap-bench: %s\n", st.error().message.c_str());
     return st && gone;
 }
@@ -152,9 +175,10 @@ int scope_figure_inside(Module& m, int reps) {
     for (int rep = 0; rep < reps; ++rep) {
         for (int k = 0; k < 2; ++k) {
             bool module = (rep + k) % 2 == 0;
-            double took = 0;
-            bool ok = module ? run_module(m, h, **client, &took) : run_bare(**client, &took);
-            printf("%s %.9f %d\n", module ? "a" : "b", took, ok ? 1 : 0);
+            double took = 0, exits = 0;
+            bool ok = module ? run_module(m, h, **client, &took, &exits)
+                             : run_bare(**client, &took, &exits);
+            printf("%s %.9f %d %.9f\n", module ? "a" : "b", took, ok ? 1 : 0, exits);
         }
     }
     fflush(stdout);
@@ -192,19 +216,20 @@ void scope_figure(Table& t, int reps) {
         return;
     }
 
-    Samples module, bare;
+    Samples module, bare, module_exits, bare_exits;
     bool all_ok = true;
     std::string layers;
     std::istringstream lines(output);
     for (std::string line; std::getline(lines, line);) {
         std::istringstream in(line);
         std::string who;
-        double seconds = 0;
+        double seconds = 0, exits = 0;
         int ok = 0;
         in >> who;
         if (who == "layers") layers = line.substr(7);
-        if ((who != "a" && who != "b") || !(in >> seconds >> ok)) continue;
+        if ((who != "a" && who != "b") || !(in >> seconds >> ok >> exits)) continue;
         (who == "a" ? module : bare).add(seconds);
+        (who == "a" ? module_exits : bare_exits).add(exits);
         all_ok &= ok == 1;
     }
     if (module.size() == 0 || bare.size() == 0) {
@@ -218,6 +243,8 @@ void scope_figure(Table& t, int reps) {
           std::string(ratio <= 2 ? "met: " : "NOT met: ") + "≤ 2× StopUnit" +
               (all_ok ? "" : " (FAILED RUNS)"));
     t.row("ScopeClient::stop_unit() of the same kind of scope", bare, "", "1.00×", "");
+    t.row("(within the teardown: until the last process exited)", module_exits, "", "", "");
+    t.row("(within the stop: until the last process exited)", bare_exits, "", "", "");
     t.note("(signalled, by layer, last run)", layers);
 }
 
