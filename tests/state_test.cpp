@@ -106,6 +106,35 @@ TEST_F(StateStoreTest, ClaimsLiveRecordsOfDeadHost) {
     EXPECT_EQ(files(), 0u);
 }
 
+// A record whose strings hold quotes, control characters and bytes that are
+// not UTF-8 is still read back: the bad bytes as U+FFFD, the rest as saved.
+TEST_F(StateStoreTest, ReadsBackRecordsWithAnyBytesInTheirNames) {
+    LaunchRecord rec = record(4242);
+    rec.sweep = false;
+    rec.starttime = UINT64_MAX;
+    rec.name = "q\"b\\s\n\x01\x7f \xc3\xa9 \xff\xc0\xaf \xed\xa0\x80 \xf0\x9f\x98\x80";
+    rec.unit = "sessreap-a\\x2db-4242-0badf00d.scope";
+    rec.cgroup.path = "/sys/fs/cgroup/a b";
+    host_dies_after(dead_host(), [&](StateStore& s) {
+        if (!s.save(rec)) _exit(2);
+    });
+
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    ASSERT_EQ(stale[0].records.size(), 1u);
+    const LaunchRecord& back = stale[0].records[0];
+    const std::string bad = "\xef\xbf\xbd";
+    EXPECT_EQ(back.name, "q\"b\\s\n\x01\x7f \xc3\xa9 " + bad + bad + bad + " " + bad + bad + bad +
+                             " \xf0\x9f\x98\x80");
+    EXPECT_EQ(back.unit, rec.unit);
+    EXPECT_EQ(back.cgroup.path, rec.cgroup.path);
+    EXPECT_EQ(back.starttime, UINT64_MAX);
+    EXPECT_FALSE(back.sweep);
+    EXPECT_TRUE(back.group);
+    EXPECT_EQ(stale[0].host.exe, dead_host().exe);
+    StateStore::release(stale[0]);
+}
+
 // A journal is claimed once: a second reaper finds nothing.
 TEST_F(StateStoreTest, ClaimsJournalExactlyOnce) {
     host_dies_after(dead_host(), [](StateStore& s) {
