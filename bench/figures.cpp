@@ -79,9 +79,11 @@ std::string state_dir_default() {
 std::string fs_type(const std::string& path) {
     std::string best_dir, best_type = "?";
     std::ifstream mounts("/proc/self/mounts");
-    for (std::string src, dir, type, rest; mounts >> src >> dir >> type && std::getline(mounts, rest);) {
-        bool under = path == dir || dir == "/" ||
-                     (path.rfind(dir, 0) == 0 && path.size() > dir.size() && path[dir.size()] == '/');
+    for (std::string src, dir, type, rest;
+         mounts >> src >> dir >> type && std::getline(mounts, rest);) {
+        bool under =
+            path == dir || dir == "/" ||
+            (path.rfind(dir, 0) == 0 && path.size() > dir.size() && path[dir.size()] == '/');
         if (under && dir.size() >= best_dir.size()) {
             best_dir = dir;
             best_type = type;
@@ -303,8 +305,8 @@ void launch_figure(Table& t, Module& m, int n) {
     char shm[] = "/dev/shm/sessreap-bench-XXXXXX";
     std::string tmpfs_config;
     if (mkdtemp(shm))
-        tmpfs_config = std::string(R"({"teardown": {"grace_ms": 5000}, "state": {"dir": ")") +
-                       shm + "\"}}";
+        tmpfs_config =
+            std::string(R"({"teardown": {"grace_ms": 5000}, "state": {"dir": ")") + shm + "\"}}";
     struct Contender {
         Contender(std::string w, std::string c) : what(std::move(w)), config(std::move(c)) {}
         std::string what;

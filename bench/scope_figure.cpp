@@ -99,8 +99,7 @@ private:
 };
 
 // (a): the scope created at sessreap_launch(), torn down by sessreap_teardown().
-bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* took,
-                double* exits) {
+bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* took, double* exits) {
     PopulationSpec spec;
     spec.count = kScopeSize;
     spec.hold = true;
@@ -188,7 +187,8 @@ int scope_figure_inside(Module& m, int reps) {
 void scope_figure(Table& t, int reps) {
     t.section("4. teardown of a " + std::to_string(kScopeSize) +
               "-process scope under a real systemd (tests/systemd/harness.sh), SIGTERM, until "
-              "every process has exited (" + std::to_string(reps) + " runs each)");
+              "every process has exited (" +
+              std::to_string(reps) + " runs each)");
     const std::string harness = SESSREAP_HARNESS_PATH;
     if (access("/lib/systemd/systemd", X_OK) != 0) {
         t.note("systemd scope layer", "n/a (/lib/systemd/systemd is not installed)");

@@ -67,9 +67,9 @@ size_t utf8_length(std::string_view s) {
     if (n == 0 || c > 0xF4 || s.size() < n) return 0;
     for (size_t i = 1; i < n; ++i)
         if ((b(i) & 0xC0) != 0x80) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0; // overlong
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
     if (c == 0xED && b(1) >= 0xA0) return 0; // surrogate
-    if (c == 0xF0 && b(1) < 0x90) return 0; // overlong
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
     if (c == 0xF4 && b(1) >= 0x90) return 0; // past U+10FFFF
     return n;
 }
@@ -83,8 +83,10 @@ void append_string(std::string& out, std::string_view s) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
             size_t n = utf8_length(s.substr(i));
-            if (n == 0) out += "\xEF\xBF\xBD";
-            else out.append(s.substr(i, n));
+            if (n == 0)
+                out += "\xEF\xBF\xBD";
+            else
+                out.append(s.substr(i, n));
             i += n > 0 ? n - 1 : 0;
         } else if (c == '"' || c == '\\') {
             out += '\\';
