@@ -426,11 +426,20 @@ void memory_figure(Table& t, Module& m, int n) {
         double per_heap = double(after.heap - before.heap) / double(kids.size());
         double per_rss = double(after.rss - before.rss) / double(kids.size());
         double per_fd = double(after.fds - before.fds) / double(kids.size());
-        t.note("heap per tracked child (mallinfo2)", fmt("%.0f B", per_heap));
+        t.note("heap per tracked child (mallinfo2), state journal on", fmt("%.0f B", per_heap));
         t.note("RSS per tracked child", fmt("%.0f B", per_rss));
         t.note("file descriptors per tracked child", fmt("%.2f", per_fd),
                "RLIMIT_NOFILE " + std::to_string(rl.rlim_cur) + ", " + std::to_string(failures) +
                    " launch(es) failed");
+    }
+    {
+        // The state journal keeps each live record's line, for compaction.
+        Handle h(m, R"({"teardown": {"grace_ms": 5000}, "state": {"dir": ""}})");
+        Usage before = usage();
+        for (pid_t pid : kids) m.launch(h.h, pid, nullptr);
+        Usage after = usage();
+        double per_heap = double(after.heap - before.heap) / double(kids.size());
+        t.note("heap per tracked child, state journal off", fmt("%.0f B", per_heap));
     }
 
     // The same launches with only 256 descriptors, after an 8-process
