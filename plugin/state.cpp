@@ -11,6 +11,7 @@
 #include <charconv>
 #include <sstream>
 #include <string_view>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -216,6 +217,19 @@ bool replay(const std::string& text, HostIdentity* host, std::vector<LaunchRecor
     return true;
 }
 
+// The pid a line of our own journal is about, as launch_line and done_line
+// write them: {"launch":{"pid":N,... or {"done":N}. 0 for any other line.
+pid_t line_pid(std::string_view line, bool* launch) {
+    constexpr std::string_view kLaunch = R"({"launch":{"pid":)";
+    constexpr std::string_view kDone = R"({"done":)";
+    *launch = line.starts_with(kLaunch);
+    if (!*launch && !line.starts_with(kDone)) return 0;
+    line.remove_prefix(*launch ? kLaunch.size() : kDone.size());
+    pid_t pid = 0;
+    std::from_chars(line.data(), line.data() + line.size(), pid);
+    return pid;
+}
+
 } // namespace
 
 Result<HostIdentity> HostIdentity::current(int proc_fd) {
@@ -277,7 +291,7 @@ Status StateStore::save(const LaunchRecord& rec) {
     if (!fd_.valid())
         if (Status st = open_journal(); !st) return st;
     if (Status st = append(line); !st) return st;
-    live_[rec.pid] = std::move(line);
+    live_.insert(rec.pid);
     if (written_ > kCompactBytes && written_ > 8 * live_.size() * 256) compact();
     return Ok{};
 }
@@ -295,14 +309,33 @@ Status StateStore::remove(pid_t pid) {
 }
 
 // Rewrites the journal with the live records only, then renames it over the
-// old one: a reader sees one or the other, whole.
+// old one: a reader sees one or the other, whole. The records are read back
+// from the journal itself: keeping every live line in memory cost about
+// 250 bytes per tracked child. A live record not found there (a torn line
+// ran into it) leaves the journal as it is.
 void StateStore::compact() {
+    std::string old = read_file(path_, std::string::npos);
+    std::unordered_map<pid_t, std::string_view> latest;
+    for (size_t pos = 0, end; (end = old.find('\n', pos)) != std::string::npos; pos = end + 1) {
+        std::string_view line(old.data() + pos, end + 1 - pos);
+        bool launch = false;
+        pid_t pid = line_pid(line, &launch);
+        if (pid > 0 && launch)
+            latest[pid] = line;
+        else if (pid > 0)
+            latest.erase(pid);
+    }
+    std::string text = host_line(self_);
+    for (pid_t pid : live_) {
+        auto it = latest.find(pid);
+        if (it == latest.end()) return;
+        text += it->second;
+    }
+
     std::string tmp = path_ + ".tmp";
     UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
                      0600));
     if (!fd.valid()) return;
-    std::string text = host_line(self_);
-    for (const auto& [pid, line] : live_) text += line;
     if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()) ||
         rename(tmp.c_str(), path_.c_str()) < 0) {
         unlink(tmp.c_str());

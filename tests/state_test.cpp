@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -132,6 +133,34 @@ TEST_F(StateStoreTest, ReadsBackRecordsWithAnyBytesInTheirNames) {
     EXPECT_FALSE(back.sweep);
     EXPECT_TRUE(back.group);
     EXPECT_EQ(stale[0].host.exe, dead_host().exe);
+    StateStore::release(stale[0]);
+}
+
+// A journal that grew past its compaction size is rewritten with the live
+// records only, and a reaper still finds every one of them.
+TEST_F(StateStoreTest, CompactionKeepsEveryLiveRecord) {
+    std::set<pid_t> live;
+    host_dies_after(dead_host(), [&](StateStore& s) {
+        // About 115 bytes a round, 2.3 MB in all: twice the 1 MiB at which
+        // the journal is compacted.
+        for (pid_t pid = 2; pid < 20'000; ++pid) {
+            if (!s.save(record(pid))) _exit(2);
+            if (pid % 1000 != 2 && !s.remove(pid)) _exit(2);
+        }
+    });
+    for (pid_t pid = 2; pid < 20'000; pid += 1000) live.insert(pid);
+
+    size_t bytes = 0;
+    for (auto& e : fs::directory_iterator(dir_)) bytes += e.file_size();
+    EXPECT_LT(bytes, (1u << 20) + 1024) << "the journal was never compacted";
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    std::set<pid_t> found;
+    for (const LaunchRecord& r : stale[0].records) {
+        found.insert(r.pid);
+        EXPECT_EQ(r.starttime, 12345u);
+    }
+    EXPECT_EQ(found, live);
     StateStore::release(stale[0]);
 }
 
