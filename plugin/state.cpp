@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 #include <string_view>
@@ -292,7 +293,8 @@ Status StateStore::save(const LaunchRecord& rec) {
         if (Status st = open_journal(); !st) return st;
     if (Status st = append(line); !st) return st;
     live_.insert(rec.pid);
-    if (written_ > kCompactBytes && written_ > 8 * live_.size() * 256) compact();
+    if (written_ > std::max(kCompactBytes, compact_at_) && written_ > 8 * live_.size() * 256)
+        compact();
     return Ok{};
 }
 
@@ -314,6 +316,9 @@ Status StateStore::remove(pid_t pid) {
 // 250 bytes per tracked child. A live record not found there (a torn line
 // ran into it) leaves the journal as it is.
 void StateStore::compact() {
+    // Should this attempt fail, the next waits for another kCompactBytes,
+    // not for the next launch.
+    compact_at_ = written_ + kCompactBytes;
     std::string old = read_file(path_, std::string::npos);
     std::unordered_map<pid_t, std::string_view> latest;
     for (size_t pos = 0, end; (end = old.find('\n', pos)) != std::string::npos; pos = end + 1) {
@@ -343,6 +348,7 @@ void StateStore::compact() {
     }
     fd_ = std::move(fd);
     written_ = text.size();
+    compact_at_ = 0;
 }
 
 std::vector<StaleJournal> StateStore::claim_stale(int proc_fd, bool same_exe,

@@ -76,6 +76,7 @@ private:
     UniqueFd fd_;
     std::unordered_set<pid_t> live_; // launched and not done
     size_t written_ = 0;
+    size_t compact_at_ = 0; // after a failed compaction: not before this size
 };
 
 } // namespace sessreap
