@@ -35,6 +35,13 @@ using sessreap::now_ns;
 // The leader and its sleeping children: every one dies on SIGTERM.
 constexpr int kScopeSize = 8;
 
+// How long a scope lives before it is torn down. The kernel sends at most
+// one cgroup.events notification per cgroup every 10 ms (Linux 4.19+), and
+// systemd learns that a scope is empty from that notification: a scope
+// stopped within 10 ms of its creation finishes its stop job only when the
+// deferred notification fires. Real sessions live far longer.
+constexpr useconds_t kSettleUs = 50'000;
+
 // Runs argv with stdout into a file (a pipe could be held open by anything
 // the command leaves behind), waits, and returns the exit status and output.
 std::pair<int, std::string> run(const std::vector<std::string>& argv) {
@@ -110,6 +117,7 @@ bool run_module(Module& m, Handle& h, sessreap::ScopeClient& client, double* too
     }
     p.release();
     p.pin();
+    usleep(kSettleUs);
     auto unit = client.unit_of_pid(p.leader());
     if (!unit || !all_in_unit(p, *unit) || unit->rfind("sessreap-", 0) != 0) {
         fprintf(stderr, "sessreap-bench: the module made no scope (%s)\n",
@@ -145,6 +153,7 @@ bool run_bare(sessreap::ScopeClient& client, double* took, double* exits) {
     }
     p.release();
     p.pin();
+    usleep(kSettleUs);
     if (!all_in_unit(p, *unit)) return false;
 
     ExitClock clock(p);
@@ -186,8 +195,8 @@ int scope_figure_inside(Module& m, int reps) {
 
 void scope_figure(Table& t, int reps) {
     t.section("4. teardown of a " + std::to_string(kScopeSize) +
-              "-process scope under a real systemd (tests/systemd/harness.sh), SIGTERM, until "
-              "every process has exited (" +
+              "-process scope, 50 ms old, under a real systemd (tests/systemd/harness.sh), "
+              "SIGTERM, until every process has exited (" +
               std::to_string(reps) + " runs each)");
     const std::string harness = SESSREAP_HARNESS_PATH;
     if (access("/lib/systemd/systemd", X_OK) != 0) {
