@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -94,6 +95,12 @@ void print_machine(const std::string& pid_max) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Figure 4's inside half: already in the harness manager's namespaces,
+    // whose pids the bus calls must carry, so no namespace of our own.
+    if (argc == 3 && strcmp(argv[1], "--figure4-inside") == 0) {
+        bench::Module module;
+        return module.ok() ? bench::scope_figure_inside(module, atoi(argv[2])) : 1;
+    }
     // Only the namespace's own value is visible inside it (Linux 6.14+).
     std::string pid_max = first_line_with("/proc/sys/kernel/pid_max", "");
     enter_namespace();
@@ -125,10 +132,7 @@ int main(int argc, char** argv) {
     }
     if (wanted('2')) bench::teardown_figure(table, module, 1'000, 11);
     if (wanted('3')) bench::launch_figure(table, module, 2'000);
-    if (wanted('4')) {
-        table.section("4. scope teardown under a real systemd");
-        table.note("systemd scope layer", "n/a (systemd harness not landed)");
-    }
+    if (wanted('4')) bench::scope_figure(table, 21);
     if (wanted('5')) bench::memory_figure(table, module, 10'000);
 
     table.print();

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "registry.h"
@@ -76,8 +76,9 @@ private:
     HostIdentity self_;
     std::mutex mutex_;
     UniqueFd fd_;
-    std::unordered_map<pid_t, std::string> live_; // pid -> its launch line
+    std::unordered_set<pid_t> live_; // launched and not done
     size_t written_ = 0;
+    size_t compact_at_ = 0; // after a failed compaction: not before this size
 };
 
 } // namespace sessreap

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -104,6 +105,63 @@ TEST_F(StateStoreTest, ClaimsLiveRecordsOfDeadHost) {
     EXPECT_EQ(stale[0].records[0].starttime, 12345u);
     StateStore::release(stale[0]);
     EXPECT_EQ(files(), 0u);
+}
+
+// A record whose strings hold quotes, control characters and bytes that are
+// not UTF-8 is still read back: the bad bytes as U+FFFD, the rest as saved.
+TEST_F(StateStoreTest, ReadsBackRecordsWithAnyBytesInTheirNames) {
+    LaunchRecord rec = record(4242);
+    rec.sweep = false;
+    rec.starttime = UINT64_MAX;
+    rec.name = "q\"b\\s\n\x01\x7f \xc3\xa9 \xff\xc0\xaf \xed\xa0\x80 \xf0\x9f\x98\x80";
+    rec.unit = "sessreap-a\\x2db-4242-0badf00d.scope";
+    rec.cgroup.path = "/sys/fs/cgroup/a b";
+    host_dies_after(dead_host(), [&](StateStore& s) {
+        if (!s.save(rec)) _exit(2);
+    });
+
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    ASSERT_EQ(stale[0].records.size(), 1u);
+    const LaunchRecord& back = stale[0].records[0];
+    const std::string bad = "\xef\xbf\xbd";
+    EXPECT_EQ(back.name, "q\"b\\s\n\x01\x7f \xc3\xa9 " + bad + bad + bad + " " + bad + bad + bad +
+                             " \xf0\x9f\x98\x80");
+    EXPECT_EQ(back.unit, rec.unit);
+    EXPECT_EQ(back.cgroup.path, rec.cgroup.path);
+    EXPECT_EQ(back.starttime, UINT64_MAX);
+    EXPECT_FALSE(back.sweep);
+    EXPECT_TRUE(back.group);
+    EXPECT_EQ(stale[0].host.exe, dead_host().exe);
+    StateStore::release(stale[0]);
+}
+
+// A journal that grew past its compaction size is rewritten with the live
+// records only, and a reaper still finds every one of them.
+TEST_F(StateStoreTest, CompactionKeepsEveryLiveRecord) {
+    std::set<pid_t> live;
+    host_dies_after(dead_host(), [&](StateStore& s) {
+        // About 115 bytes a round, 2.3 MB in all: twice the 1 MiB at which
+        // the journal is compacted.
+        for (pid_t pid = 2; pid < 20'000; ++pid) {
+            if (!s.save(record(pid))) _exit(2);
+            if (pid % 1000 != 2 && !s.remove(pid)) _exit(2);
+        }
+    });
+    for (pid_t pid = 2; pid < 20'000; pid += 1000) live.insert(pid);
+
+    size_t bytes = 0;
+    for (auto& e : fs::directory_iterator(dir_)) bytes += e.file_size();
+    EXPECT_LT(bytes, (1u << 20) + 1024) << "the journal was never compacted";
+    auto stale = claim();
+    ASSERT_EQ(stale.size(), 1u);
+    std::set<pid_t> found;
+    for (const LaunchRecord& r : stale[0].records) {
+        found.insert(r.pid);
+        EXPECT_EQ(r.starttime, 12345u);
+    }
+    EXPECT_EQ(found, live);
+    StateStore::release(stale[0]);
 }
 
 // A journal is claimed once: a second reaper finds nothing.
