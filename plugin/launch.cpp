@@ -27,9 +27,8 @@ std::atomic<bool> warned_headroom{false};
 
 } // namespace
 
-Result<std::unique_ptr<LaunchRecord>> record_launch(int proc_fd, const Logger& log,
-                                                    const HostIds& host, pid_t pid,
-                                                    std::string name) {
+Result<std::unique_ptr<LaunchRecord>>
+record_launch(int proc_fd, const Logger& log, const HostIds& host, pid_t pid, std::string name) {
     if (pid <= 1 || pid == host.pid)
         return make_error(EINVAL, "Refusing to launch pid " + std::to_string(pid) +
                                       ": it is 0, 1, negative or the host's own pid");
@@ -75,21 +74,19 @@ Result<std::unique_ptr<LaunchRecord>> record_launch(int proc_fd, const Logger& l
     rec->starttime = st.starttime;
     rec->sweep = st.session == pid;
     if (log.enabled(LOG_DEBUG))
-        log.log(LOG_DEBUG, "Recorded pid " + std::to_string(pid) + ": session " +
-                               std::to_string(st.session) + ", process group " +
-                               std::to_string(st.pgrp) + ", start time " +
-                               std::to_string(st.starttime) +
-                               (rec->pidfd.valid() ? ", pidfd" : ", no pidfd"));
+        log.log(LOG_DEBUG,
+                "Recorded pid " + std::to_string(pid) + ": session " + std::to_string(st.session) +
+                    ", process group " + std::to_string(st.pgrp) + ", start time " +
+                    std::to_string(st.starttime) + (rec->pidfd.valid() ? ", pidfd" : ", no pidfd"));
     rec->group = st.pgrp == pid;
     if (!rec->sweep)
-        log.log(LOG_WARNING,
-                "Child " + std::to_string(pid) + " is not a session leader (its session is " +
-                    std::to_string(st.session) +
-                    (st.session == host.session ? ", the host's" : "") +
-                    "): the sweep is off for it; spawn it with setsid()");
-    if (!rec->group && st.pgrp != host.pgrp)
         log.log(LOG_WARNING, "Child " + std::to_string(pid) +
-                                 " does not lead its process group " +
+                                 " is not a session leader (its session is " +
+                                 std::to_string(st.session) +
+                                 (st.session == host.session ? ", the host's" : "") +
+                                 "): the sweep is off for it; spawn it with setsid()");
+    if (!rec->group && st.pgrp != host.pgrp)
+        log.log(LOG_WARNING, "Child " + std::to_string(pid) + " does not lead its process group " +
                                  std::to_string(st.pgrp) + ": the group layer is off for it");
     return rec;
 }

@@ -339,8 +339,8 @@ void StateStore::compact() {
     }
 
     std::string tmp = path_ + ".tmp";
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                     0600));
+    UniqueFd fd(
+        open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) return;
     if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()) ||
         rename(tmp.c_str(), path_.c_str()) < 0) {
@@ -405,7 +405,9 @@ std::vector<StaleJournal> StateStore::claim_stale(int proc_fd, bool same_exe,
     return out;
 }
 
-void StateStore::release(const StaleJournal& journal) { unlink(journal.path.c_str()); }
+void StateStore::release(const StaleJournal& journal) {
+    unlink(journal.path.c_str());
+}
 
 void StateStore::unclaim(const StaleJournal& journal) {
     std::string original = journal.path.substr(0, journal.path.rfind(".reaping."));
