@@ -275,7 +275,10 @@ TEST_F(HostShim, CgroupLayerHonoursExclusions) {
     std::string keepme = dir_ + "/keepme";
     ASSERT_EQ(run_command({"cp", "/bin/sleep", keepme}).status, 0);
     std::string script =
-        "setsid sh -c 'echo $$ >> \"$1\"; exec \"$2\" 1000' k '" + pidfile_ + "' '" + keepme +
+        ": > '" + pidfile_ +
+        "'\n"
+        "setsid sh -c 'echo $$ >> \"$1\"; exec \"$2\" 1000' k '" +
+        pidfile_ + "' '" + keepme +
         "' </dev/null >/dev/null 2>&1 &\n"
         "setsid sh -c 'echo $$ >> \"$1\"; exec sleep 1000' s '" +
         pidfile_ +
