@@ -169,25 +169,26 @@ enum sessreap_layer {
 };
 
 /* Why a layer was skipped or limited (bits of sessreap_report.guards). */
-#define SESSREAP_GUARD_GROUP_ID (1u << 0)   /* group is 0, 1 or the host's */
-#define SESSREAP_GUARD_SESSION_ID (1u << 1) /* session is 0, 1, the host's,
-                                               or the child was not a
-                                               session leader */
-#define SESSREAP_GUARD_RECYCLED (1u << 2)   /* the session or group id now
-                                               names another process */
-#define SESSREAP_GUARD_HOST_UNIT (1u << 3)  /* the unit holds the host */
-#define SESSREAP_GUARD_EXCLUDED (1u << 4)   /* a process matched an
-                                               exclusion rule */
-#define SESSREAP_GUARD_UNREADABLE (1u << 5) /* /proc entries could not be
-                                               read */
-#define SESSREAP_GUARD_CAP (1u << 6)        /* the time cap or pass limit
-                                               ended the teardown */
-#define SESSREAP_GUARD_LAYER_FAILED (1u << 7) /* a scope or cgroup layer
-                                                 failed and was skipped */
+/* The process group is 0, 1 or the host's. */
+#define SESSREAP_GUARD_GROUP_ID (1u << 0)
+/* The session is 0, 1, the host's, or the child was not a session leader. */
+#define SESSREAP_GUARD_SESSION_ID (1u << 1)
+/* The session or group id now names another process. */
+#define SESSREAP_GUARD_RECYCLED (1u << 2)
+/* The unit holds the host. */
+#define SESSREAP_GUARD_HOST_UNIT (1u << 3)
+/* A process matched an exclusion rule. */
+#define SESSREAP_GUARD_EXCLUDED (1u << 4)
+/* /proc entries could not be read. */
+#define SESSREAP_GUARD_UNREADABLE (1u << 5)
+/* The time cap or the pass limit ended the teardown. */
+#define SESSREAP_GUARD_CAP (1u << 6)
+/* A scope or cgroup layer failed and was skipped. */
+#define SESSREAP_GUARD_LAYER_FAILED (1u << 7)
 
 /* Bits of sessreap_report.flags. */
-#define SESSREAP_REPORT_DRY_RUN (1u << 0) /* nothing was signalled; the
-                                             counts say what would be */
+/* Nothing was signalled; the counts say what would have been. */
+#define SESSREAP_REPORT_DRY_RUN (1u << 0)
 
 struct sessreap_survivor {
     int32_t pid;
@@ -302,8 +303,7 @@ int sessreap_reap_stale(sessreap_handle *h, struct sessreap_report *report);
  *   -EACCES, -EIO, -ELOOP, -ENOENT
  *            a drop-in file or directory could not be read
  *   -ENOMEM  out of memory */
-int sessreap_config_show(const struct sessreap_options *opts,
-                         char **ret_json);
+int sessreap_config_show(const struct sessreap_options *opts, char **ret_json);
 
 /* Validates drop-ins and reports every error, not only the first. With
  * files (NULL-terminated paths) it checks each of those on its own, as a

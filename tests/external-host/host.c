@@ -22,7 +22,8 @@ struct api {
 
 static int resolve(void *dl, const char *name, void **out) {
     *out = dlsym(dl, name);
-    if (!*out) fprintf(stderr, "external-host: module lacks %s\n", name);
+    if (!*out)
+        fprintf(stderr, "external-host: module lacks %s\n", name);
     return *out != NULL;
 }
 

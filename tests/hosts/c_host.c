@@ -35,7 +35,8 @@ static int load(const char *path, struct api *api) {
     *(void **)&api->close = dlsym(dl, "sessreap_close");
     *(void **)&api->launch = dlsym(dl, "sessreap_launch");
     *(void **)&api->teardown = dlsym(dl, "sessreap_teardown");
-    if (!api->abi_version || !api->open || !api->teardown) return -1;
+    if (!api->abi_version || !api->open || !api->teardown)
+        return -1;
     if (api->abi_version() >> 16 != SESSREAP_ABI_MAJOR) {
         fprintf(stderr, "c_host: ABI major mismatch\n");
         return -1;
@@ -50,18 +51,21 @@ static pid_t spawn(char **argv, int *go_fd) {
     pid_t pid;
     char byte;
 
-    if (pipe(ready) < 0 || pipe(go) < 0) return -1;
+    if (pipe(ready) < 0 || pipe(go) < 0)
+        return -1;
     pid = fork();
     if (pid == 0) {
         setsid();
-        if (write(ready[1], "r", 1) != 1 || read(go[0], &byte, 1) != 1) _exit(126);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &byte, 1) != 1)
+            _exit(126);
         close(go[0]);
         execvp(argv[0], argv);
         _exit(127);
     }
     close(ready[1]);
     close(go[0]);
-    if (read(ready[0], &byte, 1) != 1) return -1;
+    if (read(ready[0], &byte, 1) != 1)
+        return -1;
     close(ready[0]);
     *go_fd = go[1];
     return pid;
@@ -74,7 +78,8 @@ static int still_alive(pid_t pid) {
 
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     f = fopen(path, "r");
-    if (!f) return 0;
+    if (!f)
+        return 0;
     n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -93,7 +98,8 @@ int main(int argc, char **argv) {
     pid_t pid, p;
     FILE *pids;
 
-    if (argc != 4 || load(argv[1], &api) < 0) return 2;
+    if (argc != 4 || load(argv[1], &api) < 0)
+        return 2;
 
     memset(&opts, 0, sizeof opts);
     opts.size = sizeof opts;
@@ -113,7 +119,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "c_host: launch: %s\n", api.last_error());
         return 1;
     }
-    if (write(go_fd, "g", 1) != 1) return 1;
+    if (write(go_fd, "g", 1) != 1)
+        return 1;
     close(go_fd);
 
     /* Wait for the leader's exit without reaping it, so its session id
@@ -135,11 +142,13 @@ int main(int argc, char **argv) {
             failed = 1;
         }
     }
-    if (pids) fclose(pids);
+    if (pids)
+        fclose(pids);
     printf("c_host: group %u, sweep %u, %d pids checked\n",
            report.signalled[SESSREAP_LAYER_GROUP],
            report.signalled[SESSREAP_LAYER_SWEEP], count);
-    if (count != 7 || report.signalled[SESSREAP_LAYER_SWEEP] == 0) failed = 1;
+    if (count != 7 || report.signalled[SESSREAP_LAYER_SWEEP] == 0)
+        failed = 1;
     api.close(h);
     return failed;
 }
