@@ -40,6 +40,12 @@ inline bool state_is_gone(char state) {
     return state == 'Z' || state == 'X' || state == 'x';
 }
 
+// True when the process is stopped (job control or ptrace): it acts on no
+// signal but SIGKILL until it is continued.
+inline bool state_is_stopped(char state) {
+    return state == 'T' || state == 't';
+}
+
 // Opens /proc as a directory and checks that it belongs to our PID namespace:
 // a /proc of another namespace would make every pid we read name another
 // process. Returns the fd or an error.

@@ -224,7 +224,7 @@ void Teardown::note_signal(const Member& m, int sig, int layer) {
 
 // A stopped process acts on no signal but SIGKILL until continued.
 void Teardown::continue_if_stopped(int pidfd, const Member& m, int layer) {
-    if (m.state != 'T' && m.state != 't') return;
+    if (!state_is_stopped(m.state)) return;
     if (pidfd_signal(pidfd, SIGCONT) == 0) note_signal(m, SIGCONT, layer);
 }
 
@@ -303,7 +303,7 @@ void Teardown::signal_group(const std::vector<Member>& members, int sig) {
     for (const Member& m : members) {
         if (m.pgrp != rec_.pgrp) continue;
         note_signal(m, sig, SESSREAP_LAYER_GROUP);
-        if (!cfg_.teardown.dry_run && (m.state == 'T' || m.state == 't')) kill(-rec_.pgrp, SIGCONT);
+        if (!cfg_.teardown.dry_run && state_is_stopped(m.state)) kill(-rec_.pgrp, SIGCONT);
     }
 }
 
@@ -354,8 +354,10 @@ void Teardown::wait_by_rescanning(int64_t deadline) {
     }
 }
 
-// Fills *out from /proc/PID/stat for the log; false when pid is gone.
+// Fills *out from /proc/PID/stat for the log; false when pid is gone, and
+// always for pid 1 and the host, which no layer may signal.
 bool Teardown::member_of_pid(pid_t pid, Member* out) {
+    if (pid <= 1 || pid == ctx_.host.pid) return false;
     StatFields st;
     if (read_stat(ctx_.proc_fd, pid, &st) < 0 || state_is_gone(st.state)) return false;
     *out = Member{pid, st.pgrp, st.state, st.comm};
@@ -379,7 +381,7 @@ void Teardown::signal_listed(const std::vector<pid_t>& listed,
     std::vector<std::pair<Member, UniqueFd>> pinned;
     for (pid_t pid : listed) {
         Member m;
-        if (pid <= 1 || pid == ctx_.host.pid || !member_of_pid(pid, &m)) continue;
+        if (!member_of_pid(pid, &m)) continue;
         int fd = pidfd_open(pid);
         if (fd >= 0) pinned.emplace_back(m, UniqueFd(fd));
     }
@@ -443,7 +445,7 @@ void Teardown::signal_scope(int sig) {
     std::vector<Member> found;
     for (pid_t pid : procs.value()) {
         Member m;
-        if (pid > 1 && pid != ctx_.host.pid && member_of_pid(pid, &m)) found.push_back(m);
+        if (member_of_pid(pid, &m)) found.push_back(m);
     }
     int r = found.empty() || cfg_.teardown.dry_run ? 0 : ctx_.scope->kill(rec_.unit, sig);
     if (r == -EPERM) report_.guards |= SESSREAP_GUARD_HOST_UNIT;
